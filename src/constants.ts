@@ -1,0 +1,71 @@
+/**
+ * Defaults, after go-ethereum's `p2p/discover/table.go` (v1.8.x) unless noted.
+ * Every value can be overridden through `KadDiscoveryInit`.
+ */
+
+export const millisecond = 1
+export const second = 1000 * millisecond
+export const minute = 60 * second
+export const hour = 60 * minute
+export const day = 24 * hour
+
+/** The wire protocol id. */
+export const PROTOCOL = '/kad-discovery/1.0.0'
+
+/** Bits in a node key (sha256). */
+export const KEY_BITS = 256
+/** Bytes in a node key and a FIND_NODE target. */
+export const KEY_LENGTH = KEY_BITS / 8
+
+// geth `bucketSize`: Kademlia's k
+export const BUCKET_SIZE = 16
+// geth `nBuckets = hashBits / 15`: log distances ≤ 239 share bucket 0
+export const N_BUCKETS = 17
+// geth `maxReplacements`
+export const MAX_REPLACEMENTS = 10
+// geth `alpha`
+export const ALPHA = 3
+// geth `bucketIPLimit`
+export const BUCKET_IP_LIMIT = 2
+// geth `bucketSubnet`
+export const BUCKET_SUBNET = 24
+// geth `tableIPLimit`
+export const TABLE_IP_LIMIT = 10
+// geth `tableSubnet`
+export const TABLE_SUBNET = 24
+// not geth's 24 bits (geth #20522): an IPv6 site prefix is /48
+export const IPV6_SUBNET = 48
+// geth `maxFindnodeFailures`
+export const MAX_FINDNODE_FAILURES = 5
+// geth: a node is only dropped for findnode failures while its bucket keeps at least this many
+export const MIN_BUCKET_FILL_FOR_DROP = 4
+// geth `refreshInterval`
+export const REFRESH_INTERVAL = 30 * minute
+// geth `revalidateInterval`
+export const REVALIDATE_INTERVAL = 10 * second
+// geth `copyNodesInterval`
+export const COPY_NODES_INTERVAL = 30 * second
+// geth `seedMinTableTime`
+export const SEED_MIN_TABLE_TIME = 5 * minute
+// geth `seedCount`
+export const SEED_COUNT = 30
+// geth `seedMaxAge`
+export const SEED_MAX_AGE = 5 * day
+// geth `dbNodeExpiration`
+export const NODE_EXPIRATION = 24 * hour
+// geth `dbCleanupCycle`
+export const DB_CLEANUP_INTERVAL = hour
+// geth `respTimeout` is 500 ms over UDP; ours includes a libp2p dial
+export const REQUEST_TIMEOUT = 5 * second
+// geth `maxPacketSize` is 1280 bytes over UDP; a libp2p frame is ours
+export const MAX_MESSAGE_SIZE = 4 * 1024
+// a NODES answer of bucketSize peers with several multiaddrs each
+export const MAX_NODES_MESSAGE_SIZE = 16 * 1024
+// geth dials MaxPeers / 3 = 16 (p2p/dial.go)
+export const MIN_CONNECTIONS = 16
+// concurrent outbound dials of the auto-dialer
+export const MAX_PARALLEL_DIALS = 4
+// geth `dialHistoryExpiration`
+export const DIAL_HISTORY_EXPIRATION = 35 * second
+// random lookups are at least this far apart in `randomNodes()` (geth's lookup iterator)
+export const MIN_RANDOM_LOOKUP_INTERVAL = 1 * second
