@@ -1,12 +1,21 @@
 import { sha256 } from '@noble/hashes/sha2.js'
 import type { PeerId } from '@libp2p/interface'
 
+// BOUNDED: weak keys, so an entry lives only as long as its PeerId object
+const keyCache = new WeakMap<PeerId, Uint8Array>()
+
 /**
  * A node's key: `sha256` of its peer id's multihash bytes, libp2p's Kademlia convention,
- * so distances agree with `@libp2p/kad-dht`.
+ * so distances agree with `@libp2p/kad-dht`. Cached per PeerId object: a lookup hashes a
+ * found node to sort it, and the table must not hash it again.
  */
 export function keyOf (peerId: PeerId): Uint8Array {
-  return sha256(peerId.toMultihash().bytes)
+  let key = keyCache.get(peerId)
+  if (key == null) {
+    key = sha256(peerId.toMultihash().bytes)
+    keyCache.set(peerId, key)
+  }
+  return key
 }
 
 /** `a XOR b`, byte by byte. Both keys have the same length. */

@@ -15,6 +15,9 @@ export class NodesByDistance<T extends Keyed> {
   readonly max: number
   // BOUNDED: ≤ max entries
   readonly entries: T[] = []
+  // BOUNDED: ≤ max entries; the first 32 bits of each entry's distance, so most
+  // comparisons are one integer comparison instead of a byte loop
+  private readonly prefixes: number[] = []
 
   constructor (target: Uint8Array, max: number) {
     this.target = target
@@ -26,33 +29,37 @@ export class NodesByDistance<T extends Keyed> {
    * kept (false when it is a duplicate or farther than every one of `max` entries).
    */
   push (node: T): boolean {
+    const prefix = distancePrefix(this.target, node.key)
+    if (this.entries.length >= this.max && prefix > (this.prefixes[this.prefixes.length - 1] ?? 0)) {
+      return false
+    }
     // binary search for the first entry farther than node
     let lo = 0
     let hi = this.entries.length
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      const entry = this.entries[mid] as T
-      const cmp = distanceCompare(this.target, entry.key, node.key)
-      if (cmp === 0 && keysEqual(entry.key, node.key)) {
+      const midPrefix = this.prefixes[mid] as number
+      const cmp = midPrefix !== prefix
+        ? midPrefix - prefix
+        : distanceCompare(this.target, (this.entries[mid] as T).key, node.key)
+      if (cmp === 0) {
+        // equal distance means equal key
         return false
       }
-      if (cmp <= 0) {
+      if (cmp < 0) {
         lo = mid + 1
       } else {
         hi = mid
       }
     }
-    // equal distance means equal key, so a duplicate sits right before lo
-    const before = this.entries[lo - 1]
-    if (before != null && keysEqual(before.key, node.key)) {
-      return false
-    }
     if (lo >= this.max) {
       return false
     }
     this.entries.splice(lo, 0, node)
+    this.prefixes.splice(lo, 0, prefix)
     if (this.entries.length > this.max) {
       this.entries.pop()
+      this.prefixes.pop()
     }
     return true
   }
@@ -66,6 +73,16 @@ export class NodesByDistance<T extends Keyed> {
   has (key: Uint8Array): boolean {
     return this.entries.some(entry => keysEqual(entry.key, key))
   }
+}
+
+/** The first 32 bits of `key XOR target`, as an unsigned integer. */
+function distancePrefix (target: Uint8Array, key: Uint8Array): number {
+  return (
+    (((key[0] ?? 0) ^ (target[0] ?? 0)) << 24) |
+    (((key[1] ?? 0) ^ (target[1] ?? 0)) << 16) |
+    (((key[2] ?? 0) ^ (target[2] ?? 0)) << 8) |
+    ((key[3] ?? 0) ^ (target[3] ?? 0))
+  ) >>> 0
 }
 
 /** Anything the table can rank: a key and how many liveness checks it passed. */

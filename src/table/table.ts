@@ -10,7 +10,7 @@ import { sample } from './random.js'
 import { pickBucketToRevalidate, RevalidationOutcome } from './revalidation.js'
 import { AddResult, RemoveReason } from './types.js'
 import type { Entry } from './bucket.js'
-import type { NetAddress } from './ip-limits.js'
+import type { NetAddress, NetLimits } from './ip-limits.js'
 import type { BucketSnapshot, ClosestOptions, Clock, NodeInfo, RandomSource, TableInit, TableNode } from './types.js'
 import type { PeerId } from '@libp2p/interface'
 
@@ -25,6 +25,8 @@ export class Table {
   readonly selfKey: Uint8Array
   readonly bucketSize: number
   readonly maxReplacements: number
+  /** The IP limits in force, per bucket and per table. */
+  readonly ipLimits: { bucket: NetLimits, table: NetLimits }
   // BOUNDED: nBuckets buckets
   private readonly bucketList: Bucket[]
   /** geth `tab.ips`. */
@@ -47,19 +49,21 @@ export class Table {
     const nBuckets = init.nBuckets ?? N_BUCKETS
     this.minDistance = KEY_BITS - nBuckets
     const allowLan = init.allowLan ?? true
-    const bucketLimits = {
+    const bucketLimits: NetLimits = {
       ipv4Subnet: init.bucketSubnet ?? BUCKET_SUBNET,
       ipv6Subnet: IPV6_SUBNET,
       limit: init.bucketIpLimit ?? BUCKET_IP_LIMIT,
       allowLan
     }
     this.bucketList = Array.from({ length: nBuckets }, (_, i) => new Bucket(i, bucketLimits))
-    this.ips = new DistinctNetSet({
+    const tableLimits: NetLimits = {
       ipv4Subnet: init.tableSubnet ?? TABLE_SUBNET,
       ipv6Subnet: IPV6_SUBNET,
       limit: init.tableIpLimit ?? TABLE_IP_LIMIT,
       allowLan
-    })
+    }
+    this.ips = new DistinctNetSet(tableLimits)
+    this.ipLimits = { bucket: bucketLimits, table: tableLimits }
   }
 
   /** How many nodes the buckets hold (replacements not counted). */
