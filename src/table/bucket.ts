@@ -1,4 +1,4 @@
-import { DistinctNetSet } from './ip-limits.js'
+import { DistinctNetSet, netAddressKey } from './ip-limits.js'
 import { keysEqual } from './key.js'
 import type { NetAddress, NetLimits } from './ip-limits.js'
 import type { TableNode } from './types.js'
@@ -80,4 +80,25 @@ function findByKey (list: Entry[], key: Uint8Array): number {
     }
   }
   return -1
+}
+
+/** A copy of an entry that the caller may keep or change. */
+export function snapshotNode (entry: TableNode): TableNode {
+  return {
+    id: entry.id,
+    key: entry.key,
+    addrs: [...entry.addrs],
+    addedAt: entry.addedAt,
+    livenessChecks: entry.livenessChecks
+  }
+}
+
+/** Whether two nodes have the same multiaddrs in the same order. */
+export function sameAddrs (a: TableNode, b: TableNode): boolean {
+  return a.addrs.length === b.addrs.length && a.addrs.every((addr, i) => b.addrs[i]?.equals(addr) === true)
+}
+
+/** Whether two net addresses are the same. */
+export function sameNet (a: NetAddress, b: NetAddress): boolean {
+  return netAddressKey(a) === netAddressKey(b)
 }

@@ -1,4 +1,7 @@
 import { parseIP } from '@chainsafe/is-ip/parse'
+import {
+  BUCKET_IP_LIMIT, BUCKET_SUBNET, IPV6_SUBNET, TABLE_IP_LIMIT, TABLE_SUBNET
+} from '../constants.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 /**
@@ -240,5 +243,23 @@ export function netAddressKey (address: NetAddress): string {
     case 'domain': return `dns/${address.domain}`
     case 'other': return `other/${address.name}`
     case 'memory': return 'memory'
+  }
+}
+
+/** The settings the table's IP limits are built from (a subset of `TableInit`). */
+export interface IpLimitSettings {
+  bucketIpLimit?: number
+  bucketSubnet?: number
+  tableIpLimit?: number
+  tableSubnet?: number
+  allowLan?: boolean
+}
+
+/** The per-bucket and per-table limits, geth's defaults filled in. */
+export function tableNetLimits (settings: IpLimitSettings): { bucket: NetLimits, table: NetLimits } {
+  const allowLan = settings.allowLan ?? true
+  return {
+    bucket: { ipv4Subnet: settings.bucketSubnet ?? BUCKET_SUBNET, ipv6Subnet: IPV6_SUBNET, limit: settings.bucketIpLimit ?? BUCKET_IP_LIMIT, allowLan },
+    table: { ipv4Subnet: settings.tableSubnet ?? TABLE_SUBNET, ipv6Subnet: IPV6_SUBNET, limit: settings.tableIpLimit ?? TABLE_IP_LIMIT, allowLan }
   }
 }

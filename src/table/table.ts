@@ -1,9 +1,6 @@
-import {
-  BUCKET_IP_LIMIT, BUCKET_SIZE, BUCKET_SUBNET, IPV6_SUBNET, KEY_BITS, MAX_REPLACEMENTS,
-  N_BUCKETS, TABLE_IP_LIMIT, TABLE_SUBNET
-} from '../constants.js'
-import { Bucket } from './bucket.js'
-import { DistinctNetSet, netAddressKey, netAddressOf } from './ip-limits.js'
+import { BUCKET_SIZE, KEY_BITS, MAX_REPLACEMENTS, N_BUCKETS } from '../constants.js'
+import { Bucket, sameAddrs, sameNet, snapshotNode } from './bucket.js'
+import { DistinctNetSet, netAddressOf, tableNetLimits } from './ip-limits.js'
 import { keyOf, keysEqual, logDistance } from './key.js'
 import { findClosest } from './nodes-by-distance.js'
 import { sample } from './random.js'
@@ -48,22 +45,9 @@ export class Table {
     this.maxReplacements = init.maxReplacements ?? MAX_REPLACEMENTS
     const nBuckets = init.nBuckets ?? N_BUCKETS
     this.minDistance = KEY_BITS - nBuckets
-    const allowLan = init.allowLan ?? true
-    const bucketLimits: NetLimits = {
-      ipv4Subnet: init.bucketSubnet ?? BUCKET_SUBNET,
-      ipv6Subnet: IPV6_SUBNET,
-      limit: init.bucketIpLimit ?? BUCKET_IP_LIMIT,
-      allowLan
-    }
-    this.bucketList = Array.from({ length: nBuckets }, (_, i) => new Bucket(i, bucketLimits))
-    const tableLimits: NetLimits = {
-      ipv4Subnet: init.tableSubnet ?? TABLE_SUBNET,
-      ipv6Subnet: IPV6_SUBNET,
-      limit: init.tableIpLimit ?? TABLE_IP_LIMIT,
-      allowLan
-    }
-    this.ips = new DistinctNetSet(tableLimits)
-    this.ipLimits = { bucket: bucketLimits, table: tableLimits }
+    this.ipLimits = tableNetLimits(init)
+    this.bucketList = Array.from({ length: nBuckets }, (_, i) => new Bucket(i, this.ipLimits.bucket))
+    this.ips = new DistinctNetSet(this.ipLimits.table)
   }
 
   /** How many nodes the buckets hold (replacements not counted). */
@@ -107,11 +91,6 @@ export class Table {
     const bucket = this.bucketFor(key)
     const entry = bucket.entries[bucket.indexOf(key)]
     return entry == null ? undefined : snapshotNode(entry)
-  }
-
-  /** Whether a node with this key is in a bucket. */
-  hasKey (key: Uint8Array): boolean {
-    return this.bucketFor(key).indexOf(key) >= 0
   }
 
   /**
@@ -407,23 +386,4 @@ export class Table {
     this.ips.remove(net)
     bucket.ips.remove(net)
   }
-}
-
-/** A copy of an entry that the caller may keep or change. */
-export function snapshotNode (entry: TableNode): TableNode {
-  return {
-    id: entry.id,
-    key: entry.key,
-    addrs: [...entry.addrs],
-    addedAt: entry.addedAt,
-    livenessChecks: entry.livenessChecks
-  }
-}
-
-function sameAddrs (a: TableNode, b: TableNode): boolean {
-  return a.addrs.length === b.addrs.length && a.addrs.every((addr, i) => b.addrs[i]?.equals(addr) === true)
-}
-
-function sameNet (a: NetAddress, b: NetAddress): boolean {
-  return netAddressKey(a) === netAddressKey(b)
 }
