@@ -64,6 +64,12 @@ export class NodesByDistance<T extends Keyed> {
     return true
   }
 
+  /** Removes the entry at position `i`. */
+  remove (i: number): void {
+    this.entries.splice(i, 1)
+    this.prefixes.splice(i, 1)
+  }
+
   /** How many entries it holds. */
   get length (): number {
     return this.entries.length

@@ -1,0 +1,140 @@
+import { keyOf, keysEqual } from './table/key.js'
+import { NodesByDistance } from './table/nodes-by-distance.js'
+import type { Table } from './table/table.js'
+import type { AbortOptions, PeerId, PeerInfo } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+/** A node as a lookup handles it: an id, its key and where to reach it. */
+export interface LookupNode {
+  /** Its peer id. */
+  id: PeerId
+  /** `keyOf(id)`. */
+  key: Uint8Array
+  /** Where it can be reached. */
+  multiaddrs: Multiaddr[]
+}
+
+/**
+ * Asks `node` for the nodes it knows closest to `target` (a FIND_NODE request). Rejects
+ * when the request fails; the caller does the failure counting.
+ */
+export type QueryFunction = (node: LookupNode, target: Uint8Array, options: AbortOptions) => Promise<PeerInfo[]>
+
+/** What a lookup needs. */
+export interface LookupInit {
+  /** The local table: seeds the result and takes every node found. */
+  table: Table
+  /** Requests in flight at once (geth `alpha`). */
+  alpha: number
+  /** Result size (geth `bucketSize`). */
+  bucketSize: number
+  /** The FIND_NODE request. */
+  query: QueryFunction
+}
+
+/** What a lookup found and what it cost. */
+export interface LookupResult {
+  /** Up to `bucketSize` nodes closest to the target, closest first: all of them answered. */
+  closest: LookupNode[]
+  /** FIND_NODE requests sent. */
+  queries: number
+  /** Requests that failed or came back empty. */
+  failures: number
+  /** Rounds: the longest chain of requests that each waited on an earlier answer. */
+  rounds: number
+}
+
+interface Candidate extends LookupNode {
+  // the round in which this node was learned: the table seeds are round 0
+  round: number
+}
+
+/**
+ * Port of geth `Table.lookup` (v1.8), iterative Kademlia: seed the result with the table's
+ * `bucketSize` closest nodes, keep `alpha` FIND_NODE requests in flight to the closest
+ * nodes not yet asked, merge each answer into the bounded sorted result (and hand every
+ * node found to `table.addFoundNode`), and stop when nothing is in flight and the closest
+ * `bucketSize` have all been asked. Self is never asked.
+ *
+ * Departure: a node whose request failed leaves the result (geth kept it), so the answer
+ * holds only nodes that answered and a dead node cannot crowd out a live one.
+ */
+export async function lookup (init: LookupInit, target: Uint8Array, options: AbortOptions = {}): Promise<LookupResult> {
+  const { table, alpha, bucketSize, query } = init
+  const selfKey = table.selfKey
+  const keyText = (key: Uint8Array): string => Buffer.from(key).toString('base64')
+  // BOUNDED: each ≤ the number of distinct nodes the answers name (≤ queries × bucketSize)
+  const asked = new Set<string>([keyText(selfKey)])
+  const seen = new Set<string>([keyText(selfKey)])
+  // every candidate heard of, not only the closest bucketSize: a node whose request fails
+  // leaves, and the next closest must still be there to take its place
+  // BOUNDED: ≤ bucketSize + queries × bucketSize entries
+  const result = new NodesByDistance<Candidate>(target, Number.MAX_SAFE_INTEGER)
+  for (const node of table.closest(target, bucketSize)) {
+    seen.add(keyText(node.key))
+    result.push({ id: node.id, key: node.key, multiaddrs: node.addrs, round: 0 })
+  }
+
+  let queries = 0
+  let failures = 0
+  let rounds = 0
+  // BOUNDED: ≤ alpha promises in flight
+  const pending = new Map<string, Promise<{ node: Candidate, found: PeerInfo[] | undefined }>>()
+
+  const ask = (node: Candidate): void => {
+    const id = keyText(node.key)
+    asked.add(id)
+    queries++
+    pending.set(id, query(node, target, options).then(
+      found => ({ node, found }),
+      () => ({ node, found: undefined })
+    ))
+  }
+
+  for (;;) {
+    for (let i = 0; i < result.length && i < bucketSize && pending.size < alpha; i++) {
+      const node = result.entries[i] as Candidate
+      if (!asked.has(keyText(node.key))) {
+        ask(node)
+      }
+    }
+    if (pending.size === 0) {
+      break
+    }
+    const { node, found } = await Promise.race(pending.values())
+    pending.delete(keyText(node.key))
+    options.signal?.throwIfAborted()
+    if (found == null || found.length === 0) {
+      failures++
+      removeFromResult(result, node.key)
+      continue
+    }
+    rounds = Math.max(rounds, node.round + 1)
+    for (const info of found) {
+      const key = keyOf(info.id)
+      if (keysEqual(key, selfKey)) {
+        continue
+      }
+      table.addFoundNode(info)
+      const text = keyText(key)
+      if (!seen.has(text)) {
+        seen.add(text)
+        result.push({ id: info.id, key, multiaddrs: info.multiaddrs, round: node.round + 1 })
+      }
+    }
+  }
+
+  return {
+    closest: result.entries.slice(0, bucketSize).map(({ id, key, multiaddrs }) => ({ id, key, multiaddrs })),
+    queries,
+    failures,
+    rounds
+  }
+}
+
+function removeFromResult (result: NodesByDistance<Candidate>, key: Uint8Array): void {
+  const i = result.entries.findIndex(entry => keysEqual(entry.key, key))
+  if (i >= 0) {
+    result.remove(i)
+  }
+}

@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict'
+import { setTimeout as delay } from 'node:timers/promises'
+import { lookup } from '../src/lookup.js'
+import { keyOf } from '../src/table/key.js'
+import { seededRandom } from '../src/table/random.js'
+import { SimulatedNetwork } from './utils/simulation.js'
+import type { LookupInit, LookupNode, QueryFunction } from '../src/lookup.js'
+import type { PeerInfo } from '@libp2p/interface'
+
+const hex = (key: Uint8Array): string => Buffer.from(key).toString('hex')
+
+function accuracy (found: LookupNode[], truth: Array<{ key: Uint8Array }>): number {
+  const want = new Set(truth.map(t => hex(t.key)))
+  return found.filter(f => want.has(hex(f.key))).length / truth.length
+}
+
+describe('lookup', () => {
+  const network = new SimulatedNetwork(2000, 11)
+  const random = seededRandom(12)
+
+  function initFor (index: number, query: QueryFunction = network.query): LookupInit {
+    return { table: network.tableOf(index), alpha: 3, bucketSize: 16, query }
+  }
+
+  it('finds the true 16 closest nodes of a 2000-node network', async () => {
+    let total = 0
+    for (let i = 0; i < 20; i++) {
+      const target = random.bytes(32)
+      const result = await lookup(initFor(random.int(2000)), target)
+      total += accuracy(result.closest, network.trueClosest(target, 16))
+      assert.equal(result.closest.length, 16)
+    }
+    assert.ok(total / 20 >= 0.99, `accuracy ${total / 20}`)
+  })
+
+  it('returns its result closest first, without duplicates, and never self', async () => {
+    const source = 5
+    const self = network.tableOf(source).selfKey
+    // aim at self: self is the closest key there is, and must not be in the answer
+    const result = await lookup(initFor(source), self)
+    const keys = result.closest.map(n => hex(n.key))
+    assert.equal(new Set(keys).size, keys.length)
+    assert.ok(!keys.includes(hex(self)))
+    const truth = network.trueClosest(self, 17).filter(n => hex(n.key) !== hex(self)).slice(0, 16)
+    assert.deepEqual(keys, truth.map(n => n.hex))
+  })
+
+  it('keeps at most alpha requests in flight and asks each node once, never self', async () => {
+    let inFlight = 0
+    let maxInFlight = 0
+    const asked: string[] = []
+    const source = 7
+    const query: QueryFunction = async (node, target, options) => {
+      asked.push(hex(node.key))
+      inFlight++
+      maxInFlight = Math.max(maxInFlight, inFlight)
+      await delay(1 + random.int(3))
+      inFlight--
+      return network.query(node, target, options)
+    }
+    const result = await lookup(initFor(source, query), random.bytes(32))
+    assert.equal(maxInFlight, 3)
+    assert.equal(new Set(asked).size, asked.length, 'no node asked twice')
+    assert.ok(!asked.includes(hex(network.tableOf(source).selfKey)))
+    assert.equal(result.queries, asked.length)
+  })
+
+  it('stops once the closest bucketSize nodes have all been asked', async () => {
+    const asked = new Set<string>()
+    const query: QueryFunction = async (node, target, options) => {
+      asked.add(hex(node.key))
+      return network.query(node, target, options)
+    }
+    const result = await lookup(initFor(9, query), random.bytes(32))
+    for (const node of result.closest) {
+      assert.ok(asked.has(hex(node.key)))
+    }
+    assert.ok(result.queries < 200, `a lookup in 2000 nodes takes tens of requests, not ${result.queries}`)
+  })
+
+  it('leaves failed nodes out of the result and counts the failures', async () => {
+    const target = random.bytes(32)
+    const dead = network.trueClosest(target, 3)
+    for (const node of dead) {
+      network.dead.add(node.hex)
+    }
+    try {
+      const result = await lookup(initFor(20), target)
+      const keys = new Set(result.closest.map(n => hex(n.key)))
+      for (const node of dead) {
+        assert.ok(!keys.has(node.hex), 'a dead node is not an answer')
+      }
+      assert.ok(result.failures >= 1)
+      assert.ok(accuracy(result.closest, network.trueClosest(target, 16)) >= 0.9)
+    } finally {
+      network.dead.clear()
+    }
+  })
+
+  it('hands every node found to the table as a found node', async () => {
+    const sim = new SimulatedNetwork(300, 13)
+    const table = sim.tableOf(0)
+    const before = table.size
+    const found: string[] = []
+    const query: QueryFunction = async (node, target, options) => {
+      const answer = await sim.query(node, target, options)
+      found.push(...answer.map(a => hex(keyOf(a.id))))
+      return answer
+    }
+    // start from a nearly empty table: one node
+    for (const node of table.nodes().slice(1)) {
+      table.delete(node.id)
+    }
+    await lookup({ table, alpha: 3, bucketSize: 16, query }, random.bytes(32))
+    assert.ok(table.size > 1, `the table grew from 1 (had ${before})`)
+    const inTable = new Set(table.nodes().map(n => hex(n.key)))
+    const buckets = table.buckets()
+    for (const key of found) {
+      if (key === hex(table.selfKey)) continue
+      const bucket = buckets[table.bucketIndexOf(Buffer.from(key, 'hex'))]!
+      // a node found is an entry, unless its bucket is full (then it was offered as a replacement)
+      assert.ok(inTable.has(key) || bucket.entries.length === table.bucketSize, 'every node found was added')
+    }
+  })
+
+  it('returns an empty result from an empty table without asking anyone', async () => {
+    const sim = new SimulatedNetwork(10, 14)
+    const table = sim.tableOf(0)
+    for (const node of table.nodes()) {
+      table.delete(node.id)
+    }
+    const result = await lookup({ table, alpha: 3, bucketSize: 16, query: sim.query }, random.bytes(32))
+    assert.deepEqual(result.closest, [])
+    assert.equal(result.queries, 0)
+  })
+
+  it('rejects when aborted', async () => {
+    const controller = new AbortController()
+    const query: QueryFunction = async (node, target, options): Promise<PeerInfo[]> => {
+      controller.abort()
+      return network.query(node, target, options)
+    }
+    await assert.rejects(lookup(initFor(3, query), random.bytes(32), { signal: controller.signal }), { name: 'AbortError' })
+  })
+})
