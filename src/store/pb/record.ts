@@ -43,8 +43,8 @@ export namespace NodeRecord {
         }
 
         if (obj.firstSeen != null) {
-          w.uint32(40)
-          w.uint64(obj.firstSeen)
+          w.uint32(41)
+          w.fixed64(obj.firstSeen)
         }
 
         if (opts.lengthDelimited !== false) {
@@ -85,7 +85,7 @@ export namespace NodeRecord {
               break
             }
             case 5: {
-              obj.firstSeen = reader.uint64()
+              obj.firstSeen = reader.fixed64()
               break
             }
             default: {
@@ -146,7 +146,7 @@ export namespace NodeRecord {
             case 5: {
               yield {
                 field: `${prefix}.firstSeen`,
-                value: reader.uint64()
+                value: reader.fixed64()
               }
               break
             }
