@@ -138,3 +138,53 @@ function removeFromResult (result: NodesByDistance<Candidate>, key: Uint8Array):
     result.remove(i)
   }
 }
+
+/** What `randomNodes` draws from. */
+export interface RandomNodesInit {
+  /** Up to `n` distinct random table nodes. */
+  readRandomNodes(n: number): PeerInfo[]
+  /** A lookup of a random key; its result. */
+  randomLookup(options: AbortOptions): Promise<PeerInfo[]>
+  /** Waits `ms` (owned by the service, so it is cancelled on stop). */
+  sleep(ms: number, options: AbortOptions): Promise<void>
+  /** Random lookups are at least this many ms apart. */
+  minLookupInterval: number
+  /** Reads per batch. */
+  batchSize: number
+  /** The clock. */
+  now(): number
+}
+
+/**
+ * An endless stream of fresh random nodes, after geth v1.9's `Table.RandomNodes` iterator:
+ * random table reads first, then, when they hold nothing new, random lookups at least
+ * `minLookupInterval` apart. "Fresh": a node is not yielded again until every other node
+ * the stream knows of has been (the memory of what was yielded is reset once a lookup
+ * finds nothing new). Ends only when aborted.
+ */
+export async function * randomNodes (init: RandomNodesInit, options: AbortOptions = {}): AsyncGenerator<PeerInfo> {
+  // BOUNDED: reset whenever a lookup brings nothing new, and never larger than the
+  // nodes seen between two such resets (table size + lookup results)
+  let yielded = new Set<string>()
+  let lastLookup = -Infinity
+  for (;;) {
+    options.signal?.throwIfAborted()
+    let fresh = init.readRandomNodes(init.batchSize).filter(n => !yielded.has(n.id.toString()))
+    if (fresh.length === 0) {
+      const wait = lastLookup + init.minLookupInterval - init.now()
+      if (wait > 0) {
+        await init.sleep(wait, options)
+      }
+      lastLookup = init.now()
+      fresh = (await init.randomLookup(options)).filter(n => !yielded.has(n.id.toString()))
+      if (fresh.length === 0) {
+        yielded = new Set()
+        continue
+      }
+    }
+    for (const node of fresh) {
+      yielded.add(node.id.toString())
+      yield node
+    }
+  }
+}

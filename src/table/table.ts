@@ -311,6 +311,11 @@ export class Table {
     return this.bucketList.flatMap(b => b.entries.map(snapshotNode))
   }
 
+  /** How many entries each bucket holds, by index (cheaper than `buckets()`). */
+  bucketFill (): number[] {
+    return this.bucketList.map(b => b.entries.length)
+  }
+
   /** Every bucket with its entries and replacements, as copies. */
   buckets (): BucketSnapshot[] {
     return this.bucketList.map(b => ({

@@ -68,7 +68,7 @@ export class SimulatedNetwork {
       for (let b = table.nBuckets - 1; b >= 0; b--) {
         const [lo, hi] = this.bucketRange(node.key, table, b)
         const count = Math.min(this.bucketSize, hi - lo)
-        for (let i = 0; i < count * 2 && table.buckets()[b]!.entries.length < count; i++) {
+        for (let i = 0; i < count * 2 && (table.bucketFill()[b] ?? 0) < count; i++) {
           const pick = this.nodes[lo + this.random.int(hi - lo)] as SimNode
           if (pick.hex !== node.hex) {
             table.addFoundNode({ id: pick.id, multiaddrs: SIM_ADDR })
