@@ -141,7 +141,7 @@ function removeFromResult (result: NodesByDistance<Candidate>, key: Uint8Array):
 
 /** What `randomNodes` draws from. */
 export interface RandomNodesInit {
-  /** Up to `n` distinct random table nodes. */
+  /** Up to `n` distinct random table nodes, in random order. */
   readRandomNodes(n: number): PeerInfo[]
   /** A lookup of a random key; its result. */
   randomLookup(options: AbortOptions): Promise<PeerInfo[]>
@@ -169,7 +169,10 @@ export async function * randomNodes (init: RandomNodesInit, options: AbortOption
   let lastLookup = -Infinity
   for (;;) {
     options.signal?.throwIfAborted()
-    let fresh = init.readRandomNodes(init.batchSize).filter(n => !yielded.has(n.id.toString()))
+    // the whole table, shuffled: a random batch could hold only nodes already yielded
+    let fresh = init.readRandomNodes(Number.MAX_SAFE_INTEGER)
+      .filter(n => !yielded.has(n.id.toString()))
+      .slice(0, init.batchSize)
     if (fresh.length === 0) {
       const wait = lastLookup + init.minLookupInterval - init.now()
       if (wait > 0) {
@@ -183,6 +186,7 @@ export async function * randomNodes (init: RandomNodesInit, options: AbortOption
       }
     }
     for (const node of fresh) {
+      options.signal?.throwIfAborted()
       yielded.add(node.id.toString())
       yield node
     }
