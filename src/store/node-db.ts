@@ -1,6 +1,6 @@
 import { InvalidParametersError } from '@libp2p/interface'
 import { NODE_EXPIRATION, SEED_MIN_TABLE_TIME } from '../constants.js'
-import { emptyStats, MAX_PENDING_NODES, NODES_PREFIX, PendingTimes, PREFIX, SCHEMA_VERSION, VERSION_KEY, decodeFields, encodeFields, keyName, nodeKey, toPeerInfo } from './records.js'
+import { emptyStats, MAX_PENDING_NODES, NODES_PREFIX, PendingTimes, PREFIX, Reservoir, SCHEMA_VERSION, VERSION_KEY, decodeFields, encodeFields, keyName, nodeKey, toPeerInfo } from './records.js'
 import type { CorruptReason, NodeDBStats, NodeFields, NodeTimes } from './records.js'
 import type { Clock, RandomSource, TableNode } from '../table/types.js'
 import type { AbortOptions, ComponentLogger, Logger, PeerId, PeerInfo } from '@libp2p/interface'
@@ -187,11 +187,11 @@ export class NodeDB {
 
   /**
    * Port of geth `nodeDB.querySeeds`: up to `n` distinct random nodes that answered a ping
-   * within `maxAge` ms. geth seeks to random keys, which `interface-datastore` cannot do;
-   * instead one prefix query reads every record (a few ms per thousand), the cheap decode
-   * filters by age, and a partial Fisher–Yates shuffle with the injected random source picks
-   * the seeds, which only then have their peer id and addresses parsed. A pick that fails
-   * that check is dropped as corrupt and another is drawn.
+   * within `maxAge` ms, never the local node. geth seeks to random keys, which
+   * `interface-datastore` cannot do; instead one prefix query streams every record through
+   * a cheap decode and the age filter into a reservoir sample (`Reservoir`), so only the
+   * sample is held and only nodes that would enter it have their peer id and addresses
+   * parsed. Distinct: a key holds one node, and only a canonical peer id passes.
    */
   async querySeeds (n: number, maxAge: number, options?: AbortOptions): Promise<PeerInfo[]> {
     if (!Number.isSafeInteger(n) || n < 0) {
@@ -200,34 +200,41 @@ export class NodeDB {
     if (Number.isNaN(maxAge) || maxAge < 0) {
       throw new InvalidParametersError('maxAge must be a non-negative number')
     }
+    if (n === 0) {
+      return []
+    }
     return this.exclusive(async () => {
       const now = this.clock()
-      const candidates: Array<{ name: string, fields: NodeFields }> = []
+      const seeds = new Reservoir<PeerInfo>(n, this.random)
       const corrupt: Corrupt[] = []
+      let young = 0
       for await (const { key, value } of this.datastore.query({ prefix: NODES_PREFIX }, options)) {
         const fields = decodeFields(value)
-        const name = keyName(key)
         if (typeof fields === 'string') {
           corrupt.push({ key, reason: fields })
-        } else if (name !== this.self && now - fields.lastPongReceived <= maxAge) {
-          candidates.push({ name, fields })
+          continue
         }
-      }
-      const seeds: PeerInfo[] = []
-      for (let i = 0; i < candidates.length && seeds.length < n; i++) {
-        const j = i + this.random.int(candidates.length - i)
-        const pick = candidates[j] as { name: string, fields: NodeFields }
-        candidates[j] = candidates[i] as { name: string, fields: NodeFields }
-        const info = toPeerInfo(pick.name, pick.fields)
+        if (now - fields.lastPongReceived > maxAge) {
+          continue
+        }
+        young++
+        if (!seeds.wants()) {
+          seeds.pass()
+          continue
+        }
+        // key strings are read only here: decoding 10 000 of them costs more than the rest
+        const name = keyName(key)
+        const info = name === this.self ? undefined : toPeerInfo(name, fields)
         if (typeof info === 'string') {
-          corrupt.push({ key: nodeKey(pick.name), reason: info })
-        } else {
-          seeds.push(info)
+          corrupt.push({ key, reason: info })
+        } else if (info != null) {
+          seeds.keep(info)
         }
       }
       await this.dropCorrupt(corrupt)
-      this.log.trace('%d seeds of %d nodes younger than %d ms', seeds.length, candidates.length, maxAge)
-      return seeds
+      const picked = seeds.sample()
+      this.log.trace('%d seeds of %d nodes younger than %d ms', picked.length, young, maxAge)
+      return picked
     })
   }
 

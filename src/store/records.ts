@@ -1,7 +1,9 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Key } from 'interface-datastore'
+import { sample } from '../table/random.js'
 import { NodeRecord } from './pb/record.js'
+import type { RandomSource } from '../table/types.js'
 import type { PeerId, PeerInfo } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -226,5 +228,73 @@ export class PendingTimes {
   /** Forgets a node. */
   delete (name: string): void {
     this.times.delete(name)
+  }
+}
+
+/**
+ * A uniform random sample of up to `size` items from a stream of unknown length, in one
+ * pass, holding only the sample: Li's "Algorithm L" (ACM TOMS 20(4), 1994). It draws about
+ * `size × (1 + ln(N / size))` random numbers for N items rather than one per item, which
+ * matters with the production source (a `crypto.getRandomValues` call per draw).
+ *
+ * The caller asks `wants()` before building an item, so it can check only the items that
+ * would be kept; an item that then proves unusable is simply not offered, and the next
+ * one is wanted in its place, which keeps the sample uniform over the usable items.
+ */
+export class Reservoir<T> {
+  // BOUNDED: ≤ size items
+  private readonly items: T[] = []
+  private readonly size: number
+  private readonly random: RandomSource
+  // items offered so far, the index of the next one to keep once full, and Li's W
+  private offered = 0
+  private next = 0
+  private w = 0
+
+  /** `size`: how many items to keep; `random`: the draws. */
+  constructor (size: number, random: RandomSource) {
+    this.size = size
+    this.random = random
+  }
+
+  /** Whether the next offered item will be kept. */
+  wants (): boolean {
+    return this.size > 0 && (this.offered < this.size || this.offered === this.next)
+  }
+
+  /** Offers an item that is not wanted (`wants()` was false). */
+  pass (): void {
+    this.offered++
+  }
+
+  /** Offers a wanted item (`wants()` was true): it enters the sample. */
+  keep (item: T): void {
+    if (this.offered < this.size) {
+      this.items.push(item)
+      if (this.items.length === this.size) {
+        this.w = Math.exp(Math.log(this.uniform()) / this.size)
+        this.next = this.offered + this.skip() + 1
+      }
+    } else {
+      this.items[this.random.int(this.size)] = item
+      this.w *= Math.exp(Math.log(this.uniform()) / this.size)
+      this.next = this.offered + this.skip() + 1
+    }
+    this.offered++
+  }
+
+  /** The sample, in random order. */
+  sample (): T[] {
+    return sample(this.items, this.items.length, this.random)
+  }
+
+  // how many items to pass before the next one is kept
+  private skip (): number {
+    return Math.floor(Math.log(this.uniform()) / Math.log(1 - this.w))
+  }
+
+  // uniform in (0, 1): never 0, whose log is -Infinity
+  private uniform (): number {
+    return (this.random.int(0x100000000) + 0.5) / 0x100000000
   }
 }
