@@ -89,6 +89,14 @@ for (const kind of DATASTORE_KINDS) {
       assert.equal(await db.size(), 5)
     })
 
+    it('still returns n seeds when it draws records that turn out corrupt', async () => {
+      const { good } = await plantDamage(store.datastore, 5)
+      const { db } = await openNodeDB(store.datastore)
+      assert.deepEqual((await db.querySeeds(5, 2 * hour)).map(s => s.id.toString()).sort(), [...good].sort())
+      // those are the records that decode but fail when drawn
+      assert.ok(db.stats.invalidPeerId + db.stats.invalidMultiaddr > 0)
+    })
+
     it('sweeps every corrupt record in expireNodes, even those querySeeds did not draw', async () => {
       const { bad } = await plantDamage(store.datastore, 20)
       const { db } = await openNodeDB(store.datastore)

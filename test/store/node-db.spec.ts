@@ -258,6 +258,24 @@ for (const kind of DATASTORE_KINDS) {
         assert.deepEqual(sortedIds(await same.querySeeds(10, hour)), sortedIds(await again.querySeeds(10, hour)))
       })
 
+      it('gives every young node the same chance to be a seed', async () => {
+        const random = seededRandom(1)
+        const nodes = Array.from({ length: 50 }, (_, i) => tableNode(random, i))
+        const { db } = await openNodeDB(store.datastore, { random: seededRandom(3) })
+        await db.copyLiveNodes(nodes)
+        const counts = new Map<string, number>()
+        for (let round = 0; round < 300; round++) {
+          for (const seed of await db.querySeeds(5, hour)) {
+            counts.set(seed.id.toString(), (counts.get(seed.id.toString()) ?? 0) + 1)
+          }
+        }
+        // 30 expected each, standard deviation ≈ 5.2
+        for (const node of nodes) {
+          const count = counts.get(node.id.toString()) ?? 0
+          assert.ok(count > 10 && count < 55, `${node.id.toString()} was a seed ${count} times`)
+        }
+      })
+
       it('never returns the local node', async () => {
         const random = seededRandom(1)
         const self = fakePeerId(random)

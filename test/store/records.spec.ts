@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { multiaddr } from '@multiformats/multiaddr'
 import { NodeRecord } from '../../src/store/pb/record.js'
-import { CorruptReason, MAX_RECORD_ADDRS, PendingTimes, decodeFields, encodeFields, keyName, nodeKey, toPeerInfo } from '../../src/store/records.js'
+import { CorruptReason, MAX_RECORD_ADDRS, PendingTimes, Reservoir, decodeFields, encodeFields, keyName, nodeKey, toPeerInfo } from '../../src/store/records.js'
 import { seededRandom } from '../../src/table/random.js'
 import { fakePeerId, intIP, tcpAddr } from '../utils/peers.js'
 import type { NodeFields } from '../../src/store/records.js'
+import type { RandomSource } from '../../src/table/types.js'
 
 const T = 1_700_000_000_000
 
@@ -98,6 +99,62 @@ describe('node records', () => {
       const pending = new PendingTimes(0)
       assert.equal(pending.update('a', t => { t.findFails = 1 }), 1)
       assert.equal(pending.size, 0)
+    })
+  })
+
+  describe('Reservoir', () => {
+    function draw (items: number, size: number, random: RandomSource): number[] {
+      const reservoir = new Reservoir<number>(size, random)
+      for (let i = 0; i < items; i++) {
+        if (reservoir.wants()) {
+          reservoir.keep(i)
+        } else {
+          reservoir.pass()
+        }
+      }
+      return reservoir.sample()
+    }
+
+    it('keeps every item, shuffled, when no more than size are offered', () => {
+      const picked = draw(5, 8, seededRandom(1))
+      assert.deepEqual([...picked].sort(), [0, 1, 2, 3, 4])
+    })
+
+    it('keeps nothing when size is 0', () => {
+      assert.deepEqual(draw(10, 0, seededRandom(1)), [])
+    })
+
+    it('picks each of 20 items with probability size / 20', () => {
+      const random = seededRandom(5)
+      const counts = new Array<number>(20).fill(0)
+      const trials = 4000
+      for (let t = 0; t < trials; t++) {
+        const picked = draw(20, 5, random)
+        assert.equal(new Set(picked).size, 5)
+        picked.forEach(i => { counts[i] = (counts[i] ?? 0) + 1 })
+      }
+      // expected 1000 each, standard deviation ≈ 27: ± 150 is over five of them
+      for (const [i, count] of counts.entries()) {
+        assert.ok(Math.abs(count - 1000) < 150, `item ${i} picked ${count} times`)
+      }
+    })
+
+    it('draws far fewer random numbers than it is offered items', () => {
+      const base = seededRandom(1)
+      let draws = 0
+      const counting: RandomSource = { int: n => { draws++; return base.int(n) }, bytes: n => base.bytes(n) }
+      draw(10_000, 30, counting)
+      // Li's bound: ≈ 30 × (1 + ln(10 000 / 30)) ≈ 200 replacements, 3 draws each, plus the final shuffle
+      assert.ok(draws < 1000, `${draws} draws`)
+    })
+
+    it('takes the next usable item in place of one the caller could not use', () => {
+      const reservoir = new Reservoir<string>(1, seededRandom(1))
+      assert.equal(reservoir.wants(), true)
+      // the caller found the wanted item unusable and offered nothing: still wanted
+      assert.equal(reservoir.wants(), true)
+      reservoir.keep('usable')
+      assert.deepEqual(reservoir.sample(), ['usable'])
     })
   })
 })
