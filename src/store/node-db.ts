@@ -187,11 +187,13 @@ export class NodeDB {
 
   /**
    * Port of geth `nodeDB.querySeeds`: up to `n` distinct random nodes that answered a ping
-   * within `maxAge` ms, never the local node. geth seeks to random keys, which
-   * `interface-datastore` cannot do; instead one prefix query streams every record through
-   * a cheap decode and the age filter into a reservoir sample (`Reservoir`), so only the
-   * sample is held and only nodes that would enter it have their peer id and addresses
-   * parsed. Distinct: a key holds one node, and only a canonical peer id passes.
+   * within `maxAge` ms, never the local node. geth seeks to at most `5n` random keys, which
+   * `interface-datastore` cannot do (and which favours nodes after gaps in the key space and
+   * can come back short). Here one prefix query streams every record through a cheap decode
+   * and the age filter into a uniform reservoir sample (`Reservoir`): only the sample is
+   * held, only nodes that would enter it have their peer id and addresses parsed, and the
+   * result is short only when fewer than `n` nodes qualify. Distinct: a key holds one node,
+   * and only a canonical peer id passes.
    */
   async querySeeds (n: number, maxAge: number, options?: AbortOptions): Promise<PeerInfo[]> {
     if (!Number.isSafeInteger(n) || n < 0) {
