@@ -69,8 +69,8 @@ export const MAX_PARALLEL_DIALS = 4
 export const DIAL_HISTORY_EXPIRATION = 35 * second
 // random lookups are at least this far apart in `randomNodes()` (geth's lookup iterator)
 export const MIN_RANDOM_LOOKUP_INTERVAL = 1 * second
-// inbound streams of our protocol open at once (libp2p's default for a protocol is 32)
-export const MAX_INBOUND_STREAMS = 32
+// inbound streams of our protocol open at once (per connection; a lookup keeps one request open to a peer)
+export const MAX_INBOUND_STREAMS = 16
 // bounded memory of which peers were announced with which addresses
 export const MAX_ANNOUNCED_PEERS = 4096
 // the peer store tag on peers the auto-dialer connected to

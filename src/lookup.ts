@@ -42,6 +42,8 @@ export interface LookupResult {
   failures: number
   /** Rounds: the longest chain of requests that each waited on an earlier answer. */
   rounds: number
+  /** The keys of every node asked: the buckets the lookup passed through. */
+  asked: Uint8Array[]
 }
 
 interface Candidate extends LookupNode {
@@ -75,6 +77,8 @@ export async function lookup (init: LookupInit, target: Uint8Array, options: Abo
     result.push({ id: node.id, key: node.key, multiaddrs: node.addrs, round: 0 })
   }
 
+  // BOUNDED: one key per request sent
+  const askedKeys: Uint8Array[] = []
   let queries = 0
   let failures = 0
   let rounds = 0
@@ -84,6 +88,7 @@ export async function lookup (init: LookupInit, target: Uint8Array, options: Abo
   const ask = (node: Candidate): void => {
     const id = keyText(node.key)
     asked.add(id)
+    askedKeys.push(node.key)
     queries++
     pending.set(id, query(node, target, options).then(
       found => ({ node, found }),
@@ -128,7 +133,8 @@ export async function lookup (init: LookupInit, target: Uint8Array, options: Abo
     closest: result.entries.slice(0, bucketSize).map(({ id, key, multiaddrs }) => ({ id, key, multiaddrs })),
     queries,
     failures,
-    rounds
+    rounds,
+    asked: askedKeys
   }
 }
 

@@ -1,0 +1,89 @@
+import { AddResult } from './table/types.js'
+import type { RevalidationOutcome } from './table/revalidation.js'
+import type { Table } from './table/table.js'
+import type { RemoveReason } from './table/types.js'
+import type { CounterGroup, Histogram, Metrics, StopTimer } from '@libp2p/interface'
+
+/** What the metrics read their gauges from. */
+export interface MetricSources {
+  table: Table
+  dbSize(): Promise<number>
+  client: { stats: Record<string, number> }
+  server: { stats: Record<string, number> }
+}
+
+const PREFIX = 'libp2p_kad_discovery'
+
+/**
+ * The service's metrics, through `components.metrics` when the node has them (else every
+ * call is a no-op): table size, per-bucket fill, replacements, revalidations, evictions by
+ * reason, IP-limit refusals, lookups and their duration, requests in and out by type,
+ * rate-limited requests, node database size.
+ */
+export class DiscoveryMetrics {
+  private readonly metrics?: Metrics
+  private adds?: CounterGroup
+  private revalidations?: CounterGroup
+  private evictions?: CounterGroup
+  private lookups?: Histogram
+
+  constructor (metrics?: Metrics) {
+    this.metrics = metrics
+  }
+
+  /** Registers every metric; gauges are calculated when scraped. */
+  register (sources: MetricSources): void {
+    const metrics = this.metrics
+    if (metrics == null) {
+      return
+    }
+    const { table } = sources
+    metrics.registerMetric(`${PREFIX}_table_size`, { help: 'Nodes in the table', calculate: () => table.size })
+    metrics.registerMetricGroup(`${PREFIX}_bucket_fill`, {
+      label: 'bucket',
+      help: 'Entries per bucket',
+      calculate: () => Object.fromEntries(table.buckets().map(b => [String(b.index), b.entries.length]))
+    })
+    metrics.registerMetric(`${PREFIX}_replacements`, {
+      help: 'Nodes on replacement lists',
+      calculate: () => table.buckets().reduce((sum, b) => sum + b.replacements.length, 0)
+    })
+    metrics.registerMetric(`${PREFIX}_node_db_size`, { help: 'Records in the node database', calculate: sources.dbSize })
+    metrics.registerMetricGroup(`${PREFIX}_requests_out`, {
+      label: 'event',
+      help: 'Outbound requests by type and outcome',
+      calculate: () => ({ ...sources.client.stats })
+    })
+    metrics.registerMetricGroup(`${PREFIX}_requests_in`, {
+      label: 'event',
+      help: 'Inbound requests by type and outcome, rate-limited ones included',
+      calculate: () => ({ ...sources.server.stats })
+    })
+    this.adds = metrics.registerCounterGroup(`${PREFIX}_adds_total`, { label: 'result', help: 'Nodes offered to the table by outcome; ip-limit counts refusals' })
+    this.revalidations = metrics.registerCounterGroup(`${PREFIX}_revalidations_total`, { label: 'outcome', help: 'Revalidation pings by outcome' })
+    this.evictions = metrics.registerCounterGroup(`${PREFIX}_evictions_total`, { label: 'reason', help: 'Nodes that left the table, by reason' })
+    this.lookups = metrics.registerHistogram(`${PREFIX}_lookup_seconds`, { help: 'Lookup duration', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] })
+  }
+
+  /** Counts an add by outcome. */
+  added (result: AddResult): void {
+    if (result !== AddResult.Present) {
+      this.adds?.increment({ [result]: true })
+    }
+  }
+
+  /** Counts a revalidation by outcome. */
+  revalidated (outcome: RevalidationOutcome): void {
+    this.revalidations?.increment({ [outcome]: true })
+  }
+
+  /** Counts an eviction by reason. */
+  removed (reason: RemoveReason): void {
+    this.evictions?.increment({ [reason]: true })
+  }
+
+  /** Starts timing a lookup; call the result when it ends. */
+  lookupTimer (): StopTimer {
+    return this.lookups?.timer() ?? (() => {})
+  }
+}

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict'
+import { seededRandom } from '../../src/table/random.js'
+import { TestNodes, waitFor } from '../utils/libp2p.js'
+import { accuracy, startNetwork } from '../utils/network.js'
+import type { DiscoveryNode } from '../utils/network.js'
+
+describe('a network of 30 nodes, each given one bootnode', function () {
+  this.timeout(120_000)
+  const nodes = new TestNodes()
+  let network: DiscoveryNode[]
+  const discovered = new Map<string, Set<string>>()
+
+  before(async () => {
+    network = await startNetwork(nodes, 30)
+    for (const node of network) {
+      const seen = new Set<string>()
+      discovered.set(node.peerId.toString(), seen)
+      node.addEventListener('peer:discovery', evt => { seen.add(evt.detail.id.toString()) })
+    }
+  })
+
+  after(async () => { await nodes.stop() })
+
+  it('fills every table to min(16, N − 1) nodes', async () => {
+    await waitFor(() => network.every(n => n.services.discovery.size >= 16), 'every table to hold 16 nodes', 60_000)
+  })
+
+  it('finds the true 16 closest nodes with lookups from 10 nodes to 10 keys each (accuracy ≥ 0.95)', async () => {
+    const random = seededRandom(30)
+    let total = 0
+    let count = 0
+    for (let s = 0; s < 10; s++) {
+      const source = network[random.int(network.length)]!
+      for (let t = 0; t < 10; t++) {
+        const target = random.bytes(32)
+        const found = await source.services.discovery.lookup(target)
+        // a node's own key is not an answer to its own lookup: compare against the others
+        total += accuracy(found, network.filter(n => !n.peerId.equals(source.peerId)), target)
+        count++
+      }
+    }
+    assert.ok(total / count >= 0.95, `accuracy ${(total / count).toFixed(3)}`)
+  })
+
+  it('connects every node to at least min(16, N − 1) peers through the auto-dialer', async () => {
+    await waitFor(() => network.every(n => new Set(n.getConnections().map(c => c.remotePeer.toString())).size >= 16),
+      'every node to have 16 connections', 60_000)
+  })
+
+  it('fires libp2p\'s peer:discovery for discovered peers, never for the node itself', () => {
+    for (const node of network) {
+      const seen = discovered.get(node.peerId.toString())!
+      assert.ok(seen.size >= 16, `${seen.size} peers discovered`)
+      assert.ok(!seen.has(node.peerId.toString()))
+    }
+  })
+})
