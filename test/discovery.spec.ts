@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict'
+import { setTimeout as delay } from 'node:timers/promises'
+import { identify } from '@libp2p/identify'
+import { isPeerId } from '@libp2p/interface'
+import { memory } from '@libp2p/memory'
+import { plaintext } from '@libp2p/plaintext'
+import { yamux } from '@libp2p/yamux'
+import { createLibp2p } from 'libp2p'
+import { KadDiscovery } from '../src/discovery.js'
+import { kadDiscovery } from '../src/index.js'
+import { captureComponents, memoryAddress, TestNodes, waitFor } from './utils/libp2p.js'
+import { FAST } from './utils/network.js'
+import type { KadDiscoveryComponents } from '../src/discovery.js'
+import type { KadDiscoveryInit, KadDiscovery as KadDiscoveryService } from '../src/index.js'
+import type { Libp2p, PeerInfo } from '@libp2p/interface'
+
+describe('KadDiscovery', function () {
+  this.timeout(30_000)
+  const nodes = new TestNodes()
+  // BOUNDED: the services one test makes
+  const services: KadDiscovery[] = []
+
+  // BOUNDED: the nodes one test makes by hand
+  const stopLater: Libp2p[] = []
+
+  afterEach(async () => {
+    await Promise.all(services.splice(0).map(async s => { await s.stop() }))
+    await Promise.all(stopLater.splice(0).map(async n => { await n.stop() }))
+    await nodes.stop()
+  })
+
+  /** A bootnode running the service, and a bare node whose components a test service uses. */
+  async function setup (init: KadDiscoveryInit = {}): Promise<{ service: KadDiscovery, bootnode: PeerInfo }> {
+    const boot = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
+    const host = await nodes.create({ services: { capture: captureComponents() } })
+    const bootnode = { id: boot.peerId, multiaddrs: boot.getMultiaddrs() }
+    const service = new KadDiscovery(host.services.capture.components as unknown as KadDiscoveryComponents, {
+      ...FAST,
+      autoDial: { enabled: false },
+      bootnodes: boot.getMultiaddrs(),
+      ...init
+    })
+    services.push(service)
+    return { service, bootnode }
+  }
+
+  describe('peer-discovery compliance', () => {
+    it('can start the service', async () => {
+      const { service } = await setup()
+      await service.start()
+      await service.afterStart()
+      assert.equal(service.isStarted(), true)
+    })
+
+    it('can start and stop the service', async () => {
+      const { service } = await setup()
+      await service.start()
+      await service.afterStart()
+      await service.stop()
+      assert.equal(service.isStarted(), false)
+    })
+
+    it('does not fail to stop the service if it was not started', async () => {
+      const { service } = await setup()
+      await service.stop()
+    })
+
+    it('does not fail to start the service if it is already started', async () => {
+      const { service } = await setup()
+      await service.start()
+      await service.start()
+      await service.afterStart()
+      assert.equal(service.isStarted(), true)
+    })
+
+    it('emits a peer event after start, with a valid peer id and multiaddrs', async () => {
+      const { service, bootnode } = await setup()
+      const event = new Promise<PeerInfo>(resolve => {
+        service.addEventListener('peer', evt => { resolve(evt.detail) }, { once: true })
+      })
+      await service.start()
+      await service.afterStart()
+      const peer = await event
+      assert.ok(isPeerId(peer.id))
+      assert.ok(peer.id.equals(bootnode.id))
+      assert.ok(peer.multiaddrs.length > 0)
+    })
+
+    it('emits no peer event before start', async () => {
+      const { service } = await setup()
+      let events = 0
+      service.addEventListener('peer', () => { events++ })
+      await delay(300)
+      assert.equal(events, 0)
+    })
+
+    it('emits no peer event after stop', async () => {
+      const { service } = await setup()
+      await service.start()
+      await service.afterStart()
+      await service.stop()
+      let events = 0
+      service.addEventListener('peer', () => { events++ })
+      await delay(500)
+      assert.equal(events, 0)
+    })
+  })
+
+  describe('lifecycle', () => {
+    it('declares what libp2p needs to know of it', async () => {
+      const { service } = await setup()
+      assert.equal(service[Symbol.toStringTag], '@libp2p/kad-discovery')
+      const asService = service as unknown as Record<symbol, unknown>
+      const symbols = Object.getOwnPropertySymbols(service).map(s => s.description)
+      assert.ok(symbols.includes('@libp2p/peer-discovery'))
+      assert.ok(symbols.some(s => s?.includes('service-capabilities') ?? false))
+      for (const symbol of Object.getOwnPropertySymbols(service)) {
+        if (symbol.description?.includes('service-dependencies') ?? false) {
+          assert.deepEqual(asService[symbol], ['@libp2p/identify'])
+        }
+      }
+    })
+
+    it('starts, stops and starts again, finding its bootnode each time', async () => {
+      const { service, bootnode } = await setup()
+      for (let round = 0; round < 2; round++) {
+        await service.start()
+        await service.afterStart()
+        await service.refresh()
+        assert.ok(service.nodes().some(n => n.id.equals(bootnode.id)), `round ${round}`)
+        await service.stop()
+      }
+    })
+
+    it('leaves no timer, request or pending task behind when stopped', async () => {
+      const { service } = await setup()
+      await service.start()
+      await service.afterStart()
+      const stopping = service.stop()
+      await stopping
+      const internals = service as unknown as { timer?: unknown, inFlight: Map<string, unknown>, refreshing?: unknown }
+      assert.equal(internals.timer, undefined)
+      assert.equal(internals.inFlight.size, 0)
+      assert.equal(internals.refreshing, undefined)
+    })
+
+    it('makes refresh() callers wait for the running refresh instead of starting another', async () => {
+      const { service } = await setup()
+      await service.start()
+      await service.afterStart()
+      let refreshes = 0
+      const internals = service as unknown as { doRefresh(): Promise<void> }
+      const original = internals.doRefresh.bind(service)
+      internals.doRefresh = async () => {
+        refreshes++
+        await original()
+      }
+      await Promise.all([service.refresh(), service.refresh(), service.refresh()])
+      assert.ok(refreshes <= 1, `${refreshes} refreshes ran`)
+    })
+
+    it('rejects calls before start with NotStartedError and bad arguments with InvalidParametersError', async () => {
+      const { service } = await setup()
+      await assert.rejects(service.lookup(new Uint8Array(32)), { name: 'NotStartedError' })
+      await service.start()
+      await service.afterStart()
+      await assert.rejects(service.lookup(new Uint8Array(31)), { name: 'InvalidParametersError' })
+      assert.throws(() => service.readRandomNodes(-1), { name: 'InvalidParametersError' })
+    })
+
+    it('throws InvalidParametersError for a bad init when the factory is called', () => {
+      assert.throws(() => kadDiscovery({ bucketSize: 0 }), { name: 'InvalidParametersError' })
+      assert.throws(() => kadDiscovery({ bootnodes: ['/ip4/1.2.3.4/tcp/1'] }), { name: 'InvalidParametersError' })
+    })
+  })
+
+  describe('inside libp2p', () => {
+    it('works listed under peerDiscovery, and libp2p fires peer:discovery', async () => {
+      const boot = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
+      const joined = await createLibp2p({
+        addresses: { listen: [memoryAddress()] },
+        transports: [memory()],
+        connectionEncrypters: [plaintext()],
+        streamMuxers: [yamux()],
+        services: { identify: identify() },
+        peerDiscovery: [kadDiscovery({ ...FAST, bootnodes: [boot.getMultiaddrs()[0]!] })]
+      })
+      stopLater.push(joined)
+      const discovered = new Set<string>()
+      joined.addEventListener('peer:discovery', evt => { discovered.add(evt.detail.id.toString()) })
+      await waitFor(() => discovered.has(boot.peerId.toString()), 'peer:discovery of the bootnode', 10_000)
+    })
+
+    it('finds peers as a service and exposes the public API', async () => {
+      const boot = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
+      const others = await nodes.createMany(4, { services: { discovery: kadDiscovery({ ...FAST, bootnodes: [boot.getMultiaddrs()[0]!] }) } })
+      const node = others[0]!
+      const discovery: KadDiscoveryService = node.services.discovery
+      await waitFor(() => discovery.size >= 4, 'the table to hold every other node', 15_000)
+      assert.equal(discovery.nodes().length, discovery.size)
+      assert.equal(discovery.buckets().length, 17)
+      assert.equal(discovery.readRandomNodes(2).length, 2)
+      const found = await discovery.lookup(boot.peerId)
+      assert.ok(found[0]!.id.equals(boot.peerId), 'a lookup of a node\'s id finds it first')
+      const controller = new AbortController()
+      const seen: string[] = []
+      for await (const peer of discovery.randomNodes({ signal: controller.signal })) {
+        seen.push(peer.id.toString())
+        if (seen.length === 3) {
+          controller.abort()
+          break
+        }
+      }
+      assert.equal(new Set(seen).size, 3)
+    })
+  })
+})
