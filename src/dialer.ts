@@ -1,6 +1,6 @@
 import { DIAL_TAG, DIAL_TAG_TTL, DIAL_TAG_VALUE } from './constants.js'
 import type { AutoDialInit } from './init.js'
-import type { AbortOptions, ComponentLogger, Libp2pEvents, Logger, PeerId, PeerInfo, PeerStore, Startable, TypedEventTarget } from '@libp2p/interface'
+import type { AbortOptions, ComponentLogger, Connection, Libp2pEvents, Logger, PeerId, PeerInfo, PeerStore, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 
 /** What the auto-dialer uses of libp2p. */
@@ -35,6 +35,8 @@ export interface AutoDialerStats {
   failed: number
   /** Candidates passed over (self, connected, being dialed, or dialed recently). */
   skipped: number
+  /** Request connections kept as peers instead of dialing (see `adopt`). */
+  adopted: number
 }
 
 // how long to wait for a connection to close before looking at the count again anyway
@@ -59,7 +61,7 @@ export class AutoDialer implements Startable {
   private controller?: AbortController
   private loop?: Promise<void>
   private wake?: () => void
-  readonly stats: AutoDialerStats = { dials: 0, connected: 0, failed: 0, skipped: 0 }
+  readonly stats: AutoDialerStats = { dials: 0, connected: 0, failed: 0, skipped: 0, adopted: 0 }
 
   constructor (components: AutoDialerComponents, init: AutoDialerInit) {
     this.components = components
@@ -96,6 +98,27 @@ export class AutoDialer implements Startable {
     await Promise.allSettled(this.dialing.values())
     this.dialing.clear()
     this.history.clear()
+  }
+
+  /**
+   * Whether a connection that discovery opened only for a request should be kept as one
+   * of the node's peers instead of closed: yes while the node has fewer than
+   * `minConnections` peers (it saves a dial). The peer is tagged as if dialed.
+   */
+  adopt (connection: Connection): boolean {
+    if (this.controller == null || connection.status !== 'open') {
+      return false
+    }
+    const peers = new Set(this.components.connectionManager.getConnections().map(c => c.remotePeer.toString()))
+    peers.delete(connection.remotePeer.toString())
+    if (peers.size + this.dialing.size >= this.init.minConnections) {
+      return false
+    }
+    this.stats.adopted++
+    this.history.set(connection.remotePeer.toString(), this.init.now())
+    this.components.peerStore.merge(connection.remotePeer, { tags: { [DIAL_TAG]: { value: DIAL_TAG_VALUE, ttl: DIAL_TAG_TTL } } })
+      .catch(err => { this.log.error('could not tag %p - %e', connection.remotePeer, err) })
+    return true
   }
 
   private onConnectionClose (): void {

@@ -105,7 +105,10 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       nodeExpiration: this.init.nodeExpiration,
       seedMinTableTime: this.init.seedMinTableTime
     })
-    this.client = new ProtocolClient(components, this.init)
+    this.client = new ProtocolClient(components, {
+      ...this.init,
+      keepConnection: connection => this.dialer?.adopt(connection) ?? false
+    })
     this.server = new ProtocolServer(components, {
       ...this.init,
       closest: (target, n) => this.table.closest(target, n, { preferLive: true }),
