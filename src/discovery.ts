@@ -375,17 +375,13 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     if (!this.running) {
       throw error ?? new NotStartedError('stopped')
     }
+    const ok = error == null && found.length > 0
     try {
-      const fails = await this.db.findFails(node.id)
-      if (error != null || found.length === 0) {
-        await this.db.updateFindFails(node.id, fails + 1)
-        if (fails + 1 >= this.init.maxFindnodeFailures && this.table.dropFailedNode(node.id)) {
-          this.log('dropped %p after %d failed requests', node.id, fails + 1)
-        }
-      } else {
-        if (fails > 0) {
-          await this.db.updateFindFails(node.id, 0)
-        }
+      const fails = await this.db.recordFindnode(node.id, ok)
+      if (fails >= this.init.maxFindnodeFailures && this.table.dropFailedNode(node.id)) {
+        this.log('dropped %p after %d failed requests', node.id, fails)
+      }
+      if (ok) {
         await this.db.updateLastPongReceived(node.id, this.now())
       }
     } catch (err) {

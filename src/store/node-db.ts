@@ -165,6 +165,21 @@ export class NodeDB {
   }
 
   /**
+   * The failure counting of geth's lookup `findnode` in one step, so two lookups asking the
+   * same node at once cannot lose a count between a read and a write: a failed request adds
+   * one to the node's consecutive failures, a good one resets them to 0 (geth subtracted
+   * one). Returns the new count.
+   */
+  async recordFindnode (id: PeerId, ok: boolean): Promise<number> {
+    let fails = 0
+    await this.updateTimes(id, times => {
+      times.findFails = ok ? 0 : Math.min(times.findFails + 1, 0xffffffff)
+      fails = times.findFails
+    })
+    return fails
+  }
+
+  /**
    * Port of geth `nodeDB.updateNode`: writes the node's addresses, creating its record (with
    * `firstSeen` now and any times kept in memory) if it has none. The service calls it only
    * for table nodes; that is what keeps the store bounded.
