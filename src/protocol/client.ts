@@ -1,0 +1,281 @@
+import { setMaxListeners } from 'node:events'
+import { AbortError, InvalidParametersError, isPeerId, NotStartedError, StreamResetError, TimeoutError } from '@libp2p/interface'
+import { pbStream } from '@libp2p/utils'
+import { KEY_LENGTH } from '../constants.js'
+import { RequestConnections } from './connections.js'
+import { checkResponse, fromPbPeer, invalidMessage, isOversized, messageCodec, reasonOf } from './convert.js'
+import { Counters } from './counters.js'
+import { deadline, nextEvent } from './deadline.js'
+import { Message } from './pb/message.js'
+import { ipOf, relayableAddrs } from './relay.js'
+import { positive, PROTOCOL_LOG_NAME, protocolSettings } from './settings.js'
+import type { Lease } from './connections.js'
+import type { Deadline } from './deadline.js'
+import type { ProtocolSettings } from './settings.js'
+import type {
+  AbortOptions, ComponentLogger, Connection, Logger, Metrics, PeerId, PeerInfo, Startable, Stream
+} from '@libp2p/interface'
+import type { ConnectionManager } from '@libp2p/interface-internal'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+/** What the client needs from libp2p. */
+export interface ProtocolClientComponents {
+  /** Opens connections and finds open ones. */
+  connectionManager: ConnectionManager
+  /** Its logger: `libp2p:kad-discovery:protocol`. */
+  logger: ComponentLogger
+  /** When present, the counters of `stats` are exported as a counter group. */
+  metrics?: Metrics
+}
+
+/** Client settings; the defaults are DESIGN.md §5's. */
+export interface ProtocolClientInit {
+  /** The protocol id. @default '/kad-discovery/1.0.0' */
+  protocol?: string
+  /** Milliseconds for one attempt of a request, dial included. @default 5000 */
+  requestTimeout?: number
+  /** The most peers a NODES answer may hold (k). @default 16 */
+  bucketSize?: number
+  /** The largest PONG frame accepted, in bytes. @default 4096 */
+  maxMessageSize?: number
+  /** The largest NODES frame accepted, in bytes. @default 16384 */
+  maxNodesMessageSize?: number
+  /**
+   * How long a connection dialed only for requests may stay open after its last request
+   * while libp2p's identify finishes on it, in milliseconds. @default 2000
+   */
+  connectionLinger?: number
+  /**
+   * Asked before a connection dialed only for requests is closed: return `true` to keep
+   * it (say, the dialer now wants this peer). @default every such connection is closed
+   */
+  keepConnection?(connection: Connection): boolean
+}
+
+/** Turns a checked answer into the request's result; throws `invalidMessage(…)` on bad content. */
+type Parse<T> = (response: Message, remoteAddr: Multiaddr) => T
+
+/** The state one attempt leaves for the decision to retry. */
+interface Attempt {
+  /** The connection that went away under the request (pruned, closed by the remote). */
+  lost?: Connection
+}
+
+/**
+ * The requesting side of `/kad-discovery/1.0.0`, geth's `UDPv4.ping` / `UDPv4.findnode`
+ * over libp2p streams: one stream per request, every dial, write and read bounded by
+ * `requestTimeout`, answers checked and decoded, every failure a typed error and a
+ * counter. A request whose connection is lost mid-way is tried once more on a fresh one.
+ */
+export class ProtocolClient implements Startable {
+  /**
+   * Counters: `sent.PING`, `sent.FIND_NODE`, `received.PONG`, `received.NODES`, `timeout`,
+   * `aborted`, `retry`, `invalid.<reason>`, `relayRefused.<reason>`, `dialError`, `reset`,
+   * `connectionLost`, `error`, `connectionsOpened`, `connectionsClosed`, `connectionsHandedOver`.
+   */
+  readonly stats: Record<string, number>
+  private readonly log: Logger
+  private readonly settings: ProtocolSettings
+  private readonly counters: Counters
+  private readonly connections: RequestConnections
+  private shutdown: AbortController
+
+  constructor (components: ProtocolClientComponents, init: ProtocolClientInit = {}) {
+    this.log = components.logger.forComponent(PROTOCOL_LOG_NAME)
+    this.settings = protocolSettings(init)
+    this.counters = new Counters(components.metrics, 'libp2p_kad_discovery_client_events_total', 'kad-discovery requests sent and how they ended')
+    this.stats = this.counters.stats
+    this.connections = new RequestConnections(components.connectionManager, {
+      protocol: this.settings.protocol,
+      linger: positive('connectionLinger', init.connectionLinger ?? 2000),
+      keepConnection: init.keepConnection
+    }, this.log, this.counters)
+    this.shutdown = newShutdown()
+  }
+
+  /** Accepts requests again after `stop()`; a new client starts ready. */
+  start (): void {
+    if (this.shutdown.signal.aborted) {
+      this.shutdown = newShutdown()
+    }
+    this.connections.start()
+  }
+
+  /** Aborts every request in flight; later requests throw `NotStartedError` until `start()`. */
+  stop (): void {
+    this.shutdown.abort(new AbortError('discovery client stopped'))
+    this.connections.stop()
+  }
+
+  /** How many connections the client holds open only for its requests. */
+  get requestConnections (): number {
+    return this.connections.size
+  }
+
+  /**
+   * geth `UDPv4.ping`: resolves when the peer answers PONG. Throws `TimeoutError`,
+   * `AbortError`, `InvalidMessageError`, `UnexpectedResponseError`, or libp2p's dial and
+   * stream errors (`StreamResetError` when the peer refused, e.g. over its rate limit).
+   */
+  async ping (peer: PeerInfo | PeerId, options: AbortOptions = {}): Promise<void> {
+    await this.request(peer, { type: Message.Type.PING, peers: [] }, options, () => undefined)
+  }
+
+  /**
+   * geth `UDPv4.findnode`: the peer's closest nodes to the 32-byte `target`, as it sent
+   * them (closest first). Addresses that break geth's relay rules for this peer are
+   * dropped, and nodes left with none; a malformed answer throws, so nothing of it is used.
+   */
+  async findNode (peer: PeerInfo | PeerId, target: Uint8Array, options: AbortOptions = {}): Promise<PeerInfo[]> {
+    if (target.byteLength !== KEY_LENGTH) {
+      throw new InvalidParametersError(`a FIND_NODE target is ${KEY_LENGTH} bytes, got ${target.byteLength}`)
+    }
+    return this.request(peer, { type: Message.Type.FIND_NODE, target: new Uint8Array(target), peers: [] }, options, (response, remoteAddr) => {
+      // decoded inside the request, so a bad peer id or address aborts the stream like any
+      // other protocol error
+      const decoded = response.peers.map(fromPbPeer)
+      const sender = ipOf(remoteAddr)
+      const seen = new Set<string>()
+      const nodes: PeerInfo[] = []
+      for (const info of decoded) {
+        const key = info.id.toString()
+        const multiaddrs = relayableAddrs(sender, info.multiaddrs, reason => {
+          this.counters.increment(`relayRefused.${reason}`)
+        })
+        if (!seen.has(key) && multiaddrs.length > 0) {
+          seen.add(key)
+          nodes.push({ id: info.id, multiaddrs })
+        }
+      }
+      return nodes
+    })
+  }
+
+  private async request<T> (peer: PeerInfo | PeerId, request: Message, options: AbortOptions, parse: Parse<T>): Promise<T> {
+    if (this.shutdown.signal.aborted) {
+      throw new NotStartedError('the discovery client is stopped')
+    }
+    const id = isPeerId(peer) ? peer : peer.id
+    const addrs = isPeerId(peer) ? [] : peer.multiaddrs
+    this.counters.increment(`sent.${request.type}`)
+    const state: Attempt = {}
+    try {
+      return await this.attempt(id, addrs, request, options, parse, state)
+    } catch (err) {
+      if (state.lost == null || options.signal?.aborted === true || this.shutdown.signal.aborted) {
+        throw err
+      }
+      this.counters.increment('retry')
+      this.log('connection to %p lost during %s, retrying once - %e', id, request.type, err)
+      return await this.attempt(id, addrs, request, options, parse, { lost: state.lost })
+    }
+  }
+
+  private async attempt<T> (peer: PeerId, addrs: Multiaddr[], request: Message, options: AbortOptions, parse: Parse<T>, state: Attempt): Promise<T> {
+    const limit = deadline(this.settings.requestTimeout, () => new TimeoutError(`${request.type} to ${peer} timed out after ${this.settings.requestTimeout} ms`), options.signal, this.shutdown.signal)
+    const signal = limit.signal
+    let lease: Lease | undefined
+    let stream: Stream | undefined
+    try {
+      lease = await this.connections.acquire(peer, addrs, { signal }, state.lost)
+      state.lost = undefined
+      stream = await lease.connection.newStream(this.settings.protocol, { signal, negotiateFully: false })
+      const maxDataLength = request.type === Message.Type.FIND_NODE ? this.settings.maxNodesMessageSize : this.settings.maxMessageSize
+      // buffer one frame and its prefix at most: a peer streaming more is reset, not stored
+      const pb = pbStream(stream, { maxDataLength, maxBufferSize: maxDataLength + 8 })
+      this.log.trace('sending %s to %p', request.type, peer)
+      await pb.write(request, Message, { signal })
+      const response = await pb.read(messageCodec({ maxPeers: this.settings.bucketSize }), { signal })
+      checkResponse(request.type, response)
+      const result = parse(response, lease.connection.remoteAddr)
+      this.counters.increment(`received.${response.type}`)
+      this.log.trace('received %s from %p', response.type, peer)
+      const done = stream
+      done.close().catch(err => { done.abort(err) })
+      return result
+    } catch (err: any) {
+      const reset = stream?.status === 'reset'
+      stream?.abort(err)
+      throw await this.failure(err, limit, lease, reset, state, peer)
+    } finally {
+      limit.clear()
+      if (lease != null) {
+        this.connections.release(lease)
+      }
+    }
+  }
+
+  /** Counts a failed attempt and turns it into the error the caller sees. */
+  private async failure (err: any, limit: Deadline, lease: Lease | undefined, reset: boolean, state: Attempt, peer: PeerId): Promise<Error> {
+    if (limit.signal.aborted) {
+      const reason = limit.signal.reason
+      if (reason instanceof TimeoutError) {
+        this.counters.increment('timeout')
+        this.log('request to %p timed out', peer)
+        return reason
+      }
+      this.counters.increment('aborted')
+      return reason instanceof Error && reason.name === 'AbortError' ? reason : new AbortError('request aborted')
+    }
+    if (reasonOf(err) == null && isOversized(err)) {
+      err = invalidMessage('oversized', String(err.message))
+    }
+    if (reasonOf(err) != null) {
+      this.counters.increment(`invalid.${reasonOf(err)}`)
+      this.log('invalid answer from %p - %e', peer, err)
+      return err
+    }
+    if (lease == null) {
+      this.counters.increment('dialError')
+    } else if (await this.connectionWentAway(lease.connection, err)) {
+      state.lost = lease.connection
+      this.counters.increment('connectionLost')
+    } else if (err?.name === 'StreamResetError' || reset) {
+      // a refusal (rate limit, stream limit, our request broke its rules) reaches us as a
+      // reset, or as a write to a stream the reset already closed: one error for both
+      this.counters.increment('reset')
+      this.log('%p reset the %s request', peer, this.settings.protocol)
+      return err?.name === 'StreamResetError' ? err : new StreamResetError('the peer reset the stream')
+    } else {
+      this.counters.increment('error')
+    }
+    this.log('request to %p failed - %e', peer, err)
+    return err instanceof Error ? err : new Error(String(err))
+  }
+
+  /**
+   * Whether a request failed because its connection went away (pruned, or closed by the
+   * remote) rather than because the peer refused it. A graceful close reaches the stream
+   * as an end of stream a moment before the connection reports it, so a stream that ended
+   * without an answer on a connection still open gets that moment. A reset is a refusal
+   * (a peer over its rate limit keeps the connection open) and is never asked again.
+   */
+  private async connectionWentAway (connection: Connection, err: any): Promise<boolean> {
+    if (connection.status !== 'open' || CONNECTION_CLOSED_ERRORS.has(err?.name)) {
+      return true
+    }
+    if (err?.name !== 'UnexpectedEOFError') {
+      return false
+    }
+    const grace = deadline(CONNECTION_CLOSE_GRACE, () => new Error('still open'), this.shutdown.signal)
+    try {
+      await nextEvent([connection], 'close', grace.signal)
+    } finally {
+      grace.clear()
+    }
+    return connection.status !== 'open'
+  }
+}
+
+/** Errors libp2p throws for a connection or muxer that is closing or closed. */
+const CONNECTION_CLOSED_ERRORS = new Set(['ConnectionClosedError', 'ConnectionClosingError', 'MuxerClosedError'])
+
+/** How long a connection has to report its close after one of its streams ended early. */
+const CONNECTION_CLOSE_GRACE = 250
+
+function newShutdown (): AbortController {
+  const controller = new AbortController()
+  // one listener per request in flight
+  setMaxListeners(Infinity, controller.signal)
+  return controller
+}
