@@ -1,0 +1,254 @@
+import assert from 'node:assert/strict'
+import { pbStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { PROTOCOL } from '../../src/constants.js'
+import { ProtocolClient } from '../../src/protocol/client.js'
+import { toPbPeer } from '../../src/protocol/convert.js'
+import { Message } from '../../src/protocol/pb/message.js'
+import { seededRandom } from '../../src/table/random.js'
+import { captureComponents, peerInfoOf, waitFor } from '../utils/libp2p.js'
+import { fakePeerId } from '../utils/peers.js'
+import { answerByHand, protocolService, useNodes } from './utils.js'
+import type { ProtocolService } from './utils.js'
+import type { ProtocolClientInit } from '../../src/protocol/client.js'
+import type { ComponentsCapture, TestNode } from '../utils/libp2p.js'
+
+interface Services extends Record<string, unknown> { discovery: ProtocolService }
+
+const target = new Uint8Array(32).fill(7)
+
+describe('ProtocolClient', () => {
+  const nodes = useNodes()
+
+  /** Two nodes running the protocol; the client side may get its own settings. */
+  async function pair (client: ProtocolClientInit = {}): Promise<[TestNode<Services>, TestNode<Services>]> {
+    const a = await nodes.create<Services>({ services: { discovery: protocolService({ client }) } })
+    const b = await nodes.create<Services>({ services: { discovery: protocolService() } })
+    return [a, b]
+  }
+
+  describe('ping', () => {
+    it('resolves when the peer answers PONG over the memory transport', async () => {
+      const [a, b] = await pair()
+      await a.services.discovery.client.ping(peerInfoOf(b))
+      assert.equal(a.services.discovery.client.stats['sent.PING'], 1)
+      assert.equal(a.services.discovery.client.stats['received.PONG'], 1)
+      assert.equal(b.services.discovery.server.stats['received.PING'], 1)
+    })
+
+    it('makes a round trip over TCP on 127.0.0.1 with noise', async () => {
+      const options = { transport: 'tcp' as const, encryption: 'noise' as const }
+      const a = await nodes.create<Services>({ ...options, services: { discovery: protocolService() } })
+      const b = await nodes.create<Services>({ ...options, services: { discovery: protocolService() } })
+      const listed = fakePeerId(seededRandom(3))
+      b.services.discovery.table.addFoundNode({ id: listed, multiaddrs: [multiaddr('/ip4/127.0.0.1/tcp/4001')] })
+      await a.services.discovery.client.ping(peerInfoOf(b))
+      const found = await a.services.discovery.client.findNode(peerInfoOf(b), target)
+      assert.deepEqual(found.map(p => p.id.toString()), [listed.toString()])
+      // a loopback requester may be told loopback addresses
+      assert.deepEqual(found[0]?.multiaddrs.map(String), ['/ip4/127.0.0.1/tcp/4001'])
+    })
+
+    it('dials the multiaddrs of a PeerInfo the peer store does not know', async () => {
+      const [a, b] = await pair()
+      assert.equal(await a.peerStore.has(b.peerId), false)
+      await a.services.discovery.client.ping(peerInfoOf(b))
+      assert.equal(a.services.discovery.client.stats.connectionsOpened, 1)
+    })
+
+    it('throws TimeoutError when the peer never answers', async () => {
+      const [a] = await pair({ requestTimeout: 200 })
+      const silent = await nodes.create()
+      await answerByHand(silent, async () => new Promise(() => {}))
+      await assert.rejects(a.services.discovery.client.ping(peerInfoOf(silent)), { name: 'TimeoutError' })
+      assert.equal(a.services.discovery.client.stats.timeout, 1)
+    })
+
+    it('counts the dial in the request timeout', async () => {
+      const [a] = await pair({ requestTimeout: 200 })
+      const nobody = fakePeerId(seededRandom(4))
+      // nothing listens there: the dial fails or hangs, and either way the request ends
+      await assert.rejects(a.services.discovery.client.ping({ id: nobody, multiaddrs: [multiaddr('/memory/nobody-listens-here')] }))
+      assert.equal((a.services.discovery.client.stats.dialError ?? 0) + (a.services.discovery.client.stats.timeout ?? 0), 1)
+    })
+
+    it('stops with AbortError when the caller aborts', async () => {
+      const [a] = await pair()
+      const silent = await nodes.create()
+      await answerByHand(silent, async () => new Promise(() => {}))
+      const controller = new AbortController()
+      const request = a.services.discovery.client.ping(peerInfoOf(silent), { signal: controller.signal })
+      setTimeout(() => { controller.abort() }, 50)
+      await assert.rejects(request, { name: 'AbortError' })
+      assert.equal(a.services.discovery.client.stats.aborted, 1)
+    })
+
+    it('aborts requests in flight on stop() and refuses new ones until start()', async () => {
+      const [a, b] = await pair()
+      const silent = await nodes.create()
+      await answerByHand(silent, async () => new Promise(() => {}))
+      const client = a.services.discovery.client
+      const request = client.ping(peerInfoOf(silent))
+      await waitFor(() => silent.getConnections().length > 0, 'the request to connect')
+      client.stop()
+      await assert.rejects(request, { name: 'AbortError' })
+      await assert.rejects(client.ping(peerInfoOf(b)), { name: 'NotStartedError' })
+      client.start()
+      await client.ping(peerInfoOf(b))
+    })
+  })
+
+  describe('findNode', () => {
+    it('returns the nodes the peer sent, closest first, as PeerInfos', async () => {
+      const [a, b] = await pair()
+      const random = seededRandom(5)
+      for (let i = 0; i < 40; i++) {
+        b.services.discovery.table.addFoundNode({ id: fakePeerId(random), multiaddrs: [multiaddr(`/ip4/51.15.${i}.1/tcp/4001`)] })
+      }
+      const expected = b.services.discovery.table.closest(target, 16, { preferLive: true })
+      const found = await a.services.discovery.client.findNode(peerInfoOf(b), target)
+      assert.equal(found.length, 16)
+      assert.deepEqual(found.map(p => p.id.toString()), expected.map(n => n.id.toString()))
+      assert.deepEqual(found.map(p => p.multiaddrs.map(String)), expected.map(n => n.addrs.map(String)))
+    })
+
+    it('refuses a target that is not 32 bytes before sending anything', async () => {
+      const [a, b] = await pair()
+      await assert.rejects(a.services.discovery.client.findNode(peerInfoOf(b), new Uint8Array(31)), { name: 'InvalidParametersError' })
+      assert.equal(a.services.discovery.client.stats['sent.FIND_NODE'], undefined)
+    })
+
+    it('drops addresses a public peer may not relay, and nodes left with none', async () => {
+      const [a] = await pair()
+      const liar = await nodes.create()
+      const random = seededRandom(6)
+      const good = fakePeerId(random)
+      const bad = fakePeerId(random)
+      await answerByHand(liar, async (stream) => {
+        await pbStream(stream).write({
+          type: Message.Type.NODES,
+          peers: [
+            toPbPeer(good, [multiaddr('/ip4/51.15.0.1/tcp/1'), multiaddr('/ip4/127.0.0.1/tcp/1'), multiaddr('/ip4/10.0.0.1/tcp/1')]),
+            toPbPeer(bad, [multiaddr('/ip4/0.0.0.0/tcp/1'), multiaddr('/ip4/192.168.1.1/tcp/1'), multiaddr('/ip4/203.0.113.9/tcp/1')])
+          ]
+        }, Message)
+        await stream.close()
+      })
+      // over the memory transport the sender has no IP: it counts as a public host
+      const found = await a.services.discovery.client.findNode(peerInfoOf(liar), target)
+      assert.deepEqual(found.map(p => p.id.toString()), [good.toString()])
+      assert.deepEqual(found[0]?.multiaddrs.map(String), ['/ip4/51.15.0.1/tcp/1'])
+      const stats = a.services.discovery.client.stats
+      assert.equal(stats['relayRefused.loopback'], 1)
+      assert.equal(stats['relayRefused.lan'], 2)
+      assert.equal(stats['relayRefused.unspecified'], 1)
+      assert.equal(stats['relayRefused.special'], 1)
+    })
+  })
+
+  describe('connections', () => {
+    it('reuses an open connection and leaves it open', async () => {
+      const [a, b] = await pair()
+      const connection = await a.dial(b.getMultiaddrs())
+      await a.services.discovery.client.ping(b.peerId)
+      await a.services.discovery.client.findNode(b.peerId, target)
+      assert.equal(a.services.discovery.client.stats.connectionsOpened, undefined)
+      assert.deepEqual(a.getConnections(b.peerId).map(c => c.id), [connection.id])
+      assert.equal(connection.status, 'open')
+    })
+
+    it('closes a connection it opened only for a request once the answer is read', async () => {
+      const [a, b] = await pair()
+      await a.services.discovery.client.ping(peerInfoOf(b))
+      await waitFor(() => a.getConnections(b.peerId).length === 0, 'the request connection to close')
+      assert.equal(a.services.discovery.client.stats.connectionsClosed, 1)
+      assert.equal(a.services.discovery.client.requestConnections, 0)
+    })
+
+    it('waits for identify before closing, so the answering node learns our addresses', async () => {
+      const [a, b] = await pair()
+      await a.services.discovery.client.ping(peerInfoOf(b))
+      await waitFor(() => b.services.discovery.contacts.length === 1, 'the contact report')
+      assert.deepEqual(b.services.discovery.contacts[0]?.multiaddrs.map(String), a.getMultiaddrs().map(ma => ma.decapsulateCode(421).toString()))
+    })
+
+    it('keeps a request connection when keepConnection says so', async () => {
+      const [a, b] = await pair({ keepConnection: () => true })
+      await a.services.discovery.client.ping(peerInfoOf(b))
+      await waitFor(() => a.services.discovery.client.stats.connectionsHandedOver === 1, 'the hand-over')
+      assert.equal(a.getConnections(b.peerId).length, 1)
+    })
+
+    it('leaves a request connection open once another protocol uses it', async () => {
+      const [a] = await pair()
+      const b = await nodes.create()
+      await b.handle('/test/hold/1.0.0', () => {})
+      // answer only once the other protocol's stream is up, so it is there at release
+      await answerByHand(b, async (stream, connection) => {
+        await waitFor(() => connection.streams.some(s => s.protocol === '/test/hold/1.0.0'), 'the other stream')
+        await pbStream(stream).write({ type: Message.Type.PONG, peers: [] }, Message)
+        await stream.close()
+      })
+      const request = a.services.discovery.client.ping(peerInfoOf(b))
+      await waitFor(() => a.getConnections(b.peerId).length === 1, 'the request connection')
+      const held = await a.dialProtocol(b.peerId, '/test/hold/1.0.0')
+      await request
+      await waitFor(() => a.services.discovery.client.stats.connectionsHandedOver === 1, 'the hand-over')
+      assert.equal(a.getConnections(b.peerId)[0]?.status, 'open')
+      held.abort(new Error('done'))
+    })
+
+    it('lets more requesters through than a busy node has connection slots', async () => {
+      const busy = await nodes.create<Services>({ services: { discovery: protocolService() }, connectionManager: { maxConnections: 4 } })
+      const requesters = await nodes.createMany<Services>(12, { services: { discovery: protocolService() } })
+      for (let i = 0; i < requesters.length; i += 4) {
+        // a batch fills every slot; each request's connection is closed after its answer
+        await Promise.all(requesters.slice(i, i + 4).map(async r => r.services.discovery.client.findNode(peerInfoOf(busy), target)))
+        await waitFor(() => busy.getConnections().length === 0, 'the busy node to have free slots again')
+      }
+      assert.equal(busy.services.discovery.server.stats['sent.NODES'], 12)
+    })
+
+    it('retries once on a fresh connection when the connection closes mid-request', async () => {
+      const [a] = await pair()
+      const flaky = await nodes.create()
+      let streams = 0
+      await answerByHand(flaky, async (stream, connection) => {
+        streams++
+        if (streams === 1) {
+          // what the connection pruner does to a connection it picked
+          await connection.close()
+          return
+        }
+        await pbStream(stream).write({ type: Message.Type.PONG, peers: [] }, Message)
+        await stream.close()
+      })
+      await a.services.discovery.client.ping(peerInfoOf(flaky))
+      assert.equal(streams, 2)
+      assert.equal(a.services.discovery.client.stats.retry, 1)
+      assert.equal(a.services.discovery.client.stats.connectionLost, 1)
+    })
+
+    it('gives up after one retry', async () => {
+      const [a] = await pair()
+      const flaky = await nodes.create()
+      await answerByHand(flaky, async (_stream, connection) => {
+        await connection.close()
+      })
+      await assert.rejects(a.services.discovery.client.ping(peerInfoOf(flaky)))
+      assert.equal(a.services.discovery.client.stats.retry, 1)
+      assert.equal(a.services.discovery.client.stats.connectionLost, 2)
+    })
+  })
+
+  describe('construction', () => {
+    it('refuses settings that are not positive', async () => {
+      const node = await nodes.create<{ capture: ComponentsCapture }>({ services: { capture: captureComponents() } })
+      const components = node.services.capture.components
+      assert.throws(() => new ProtocolClient(components, { requestTimeout: 0 }), { name: 'InvalidParametersError' })
+      assert.throws(() => new ProtocolClient(components, { bucketSize: -1 }), { name: 'InvalidParametersError' })
+      assert.equal(new ProtocolClient(components).stats['sent.PING'], undefined)
+      assert.equal(PROTOCOL, '/kad-discovery/1.0.0')
+    })
+  })
+})
