@@ -2,47 +2,29 @@ import {
   NotStartedError, InvalidParametersError, peerDiscoverySymbol, serviceCapabilities, serviceDependencies, setMaxListeners,
   TypedEventEmitter
 } from '@libp2p/interface'
-import { MIN_RANDOM_LOOKUP_INTERVAL, KEY_LENGTH, MAX_ANNOUNCED_PEERS } from './constants.js'
+import { raceSignal } from 'race-signal'
+import { PeerAnnouncer } from './announcer.js'
+import { MIN_RANDOM_LOOKUP_INTERVAL, KEY_LENGTH } from './constants.js'
 import { AutoDialer } from './dialer.js'
 import { resolveInit } from './init.js'
-import { lookup, randomNodes } from './lookup.js'
+import { randomNodes } from './lookup.js'
+import { Lookups } from './lookups.js'
 import { DiscoveryMetrics } from './metrics.js'
 import { ProtocolClient } from './protocol/client.js'
 import { ProtocolServer } from './protocol/server.js'
+import { Scheduler } from './scheduler.js'
 import { NodeDB } from './store/node-db.js'
 import { keyAtDistance, keyOf } from './table/key.js'
 import { cryptoRandom } from './table/random.js'
 import { nextRevalidateDelay, RevalidationOutcome } from './table/revalidation.js'
 import { Table } from './table/table.js'
+import type { KadDiscoveryComponents } from './components.js'
 import type { KadDiscoveryInit, ResolvedInit } from './init.js'
 import type { LookupNode, LookupResult } from './lookup.js'
 import type { BucketSnapshot, RandomSource, RemoveReason, TableNode } from './table/types.js'
-import type {
-  AbortOptions, ComponentLogger, Libp2pEvents, Logger, Metrics, PeerDiscovery, PeerDiscoveryEvents,
-  PeerId, PeerInfo, PeerStore, Startable, TypedEventTarget
-} from '@libp2p/interface'
-import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
-import type { Datastore } from 'interface-datastore'
+import type { AbortOptions, Logger, PeerDiscovery, PeerDiscoveryEvents, PeerId, PeerInfo, Startable } from '@libp2p/interface'
 
-/** What the service uses of libp2p; tests can pass a small object. */
-export interface KadDiscoveryComponents {
-  /** The local node's id. */
-  peerId: PeerId
-  /** Registers the protocol handler. */
-  registrar: Registrar
-  /** Opens request streams and auto-dials. */
-  connectionManager: ConnectionManager
-  /** Where found peers are merged before they are announced; requesters' listen addresses. */
-  peerStore: PeerStore
-  /** The node database's home unless `init.datastore` is given. */
-  datastore: Datastore
-  /** Component loggers, under `libp2p:kad-discovery`. */
-  logger: ComponentLogger
-  /** libp2p's events: the auto-dialer wakes when a connection closes. */
-  events: TypedEventTarget<Libp2pEvents>
-  /** Metrics, when the node has them. */
-  metrics?: Metrics
-}
+export type { KadDiscoveryComponents } from './components.js'
 
 type Task = 'refresh' | 'revalidate' | 'copy' | 'expire'
 
@@ -57,7 +39,6 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   readonly [serviceCapabilities]: string[] = ['@libp2p/peer-discovery']
   readonly [serviceDependencies]: string[] = ['@libp2p/identify']
 
-  private readonly components: KadDiscoveryComponents
   private readonly init: ResolvedInit
   private readonly log: Logger
   private readonly random: RandomSource = cryptoRandom()
@@ -69,33 +50,33 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   private readonly dialer?: AutoDialer
   private readonly metrics: DiscoveryMetrics
 
+  private readonly scheduler: Scheduler<Task>
+  private readonly announcer: PeerAnnouncer
   private running = false
   private controller = new AbortController()
-  private timer?: ReturnType<typeof setTimeout>
-  // BOUNDED: one deadline per task
-  private readonly deadlines = new Map<Task, number>()
-  // BOUNDED: one promise per task kind
-  private readonly inFlight = new Map<Task, Promise<void>>()
   private refreshing?: Promise<void>
-  // BOUNDED: ≤ nBuckets indexes; buckets a lookup passed through (aimed into, or asked a
-  // node of) since the last refresh ended
-  private readonly lookedUp = new Set<number>()
-  // BOUNDED: ≤ MAX_ANNOUNCED_PEERS peers, oldest forgotten first
-  private readonly announced = new Map<string, string>()
+  private readonly lookups: Lookups
 
   constructor (components: KadDiscoveryComponents, init: KadDiscoveryInit = {}) {
     super()
-    this.components = components
     this.init = resolveInit(init)
     this.log = components.logger.forComponent('libp2p:kad-discovery')
     this.metrics = new DiscoveryMetrics(components.metrics)
+    this.scheduler = new Scheduler<Task>(this.now, (task, err) => {
+      if (this.running) {
+        this.log.error('%s failed - %e', task, err)
+      }
+    })
+    this.announcer = new PeerAnnouncer(components.peerStore, this.log, info => {
+      this.safeDispatchEvent('peer', { detail: info })
+    }, () => this.running)
     this.table = new Table({
       ...this.init,
       self: components.peerId,
       clock: this.now,
       random: this.random,
-      onNodeAdded: node => { this.announce(node) },
-      onNodeUpdated: node => { this.announce(node) },
+      onNodeAdded: node => { this.announcer.announce(node) },
+      onNodeUpdated: node => { this.announcer.announce(node) },
       onNodeRemoved: (node, reason) => { this.removed(node, reason) }
     })
     this.db = new NodeDB({ datastore: this.init.datastore ?? components.datastore, logger: components.logger }, {
@@ -114,12 +95,23 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       closest: (target, n) => this.table.closest(target, n, { preferLive: true }),
       onContact: contact => { this.contact(contact) }
     })
+    this.lookups = new Lookups({
+      ...this.init,
+      table: this.table,
+      client: this.client,
+      db: this.db,
+      metrics: this.metrics,
+      log: this.log,
+      now: this.now,
+      running: () => this.running,
+      onAnswer: node => { this.contact(node) }
+    })
     if (this.init.autoDial.enabled) {
       this.dialer = new AutoDialer(components, {
         ...this.init.autoDial,
         self: components.peerId,
         candidates: options => this.randomNodes(options),
-        sleep: async (ms, options) => { await this.sleep(ms, options) },
+        sleep: async (ms, options) => { await this.scheduler.sleep(ms, options) },
         now: this.now,
         dialTimeout: this.init.requestTimeout
       })
@@ -161,18 +153,31 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     if (!this.running) {
       return
     }
-    const now = this.now()
-    this.deadlines.set('revalidate', now + nextRevalidateDelay(this.init.revalidateInterval, this.random))
-    this.deadlines.set('copy', now + this.init.copyNodesInterval)
-    this.deadlines.set('expire', now + this.init.expireInterval)
-    this.deadlines.set('refresh', now + this.init.refreshInterval)
     await this.loadSeedNodes()
-    this.background('refresh', async () => {
-      await this.refresh()
-      this.table.setInitDone()
-    })
+    const now = this.now()
+    const { refreshInterval, revalidateInterval, copyNodesInterval, expireInterval } = this.init
+    // the first refresh runs at once; inbound adds wait for it (geth `initDone`)
+    this.scheduler.add('refresh', {
+      run: async () => {
+        await this.refresh()
+        this.table.setInitDone()
+      },
+      next: now => now + refreshInterval
+    }, now)
+    this.scheduler.add('revalidate', {
+      run: async () => { await this.doRevalidate() },
+      next: now => now + nextRevalidateDelay(revalidateInterval, this.random)
+    }, now + nextRevalidateDelay(revalidateInterval, this.random))
+    this.scheduler.add('copy', {
+      run: async () => { await this.db.copyLiveNodes(this.table.nodes(), this.now()) },
+      next: now => now + copyNodesInterval
+    }, now + copyNodesInterval)
+    this.scheduler.add('expire', {
+      run: async () => { await this.db.expireNodes(this.now()) },
+      next: now => now + expireInterval
+    }, now + expireInterval)
+    this.scheduler.start()
     this.dialer?.start()
-    this.schedule()
   }
 
   /**
@@ -184,12 +189,10 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       return
     }
     this.running = false
-    clearTimeout(this.timer)
-    this.timer = undefined
     this.controller.abort()
     await this.dialer?.stop()
-    await Promise.allSettled([...this.inFlight.values(), this.refreshing])
-    this.inFlight.clear()
+    await this.scheduler.stop()
+    await this.refreshing?.catch(() => {})
     this.refreshing = undefined
     await this.server.stop()
     this.client.stop()
@@ -231,7 +234,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     yield * randomNodes({
       readRandomNodes: n => this.table.readRandomNodes(n).map(toPeerInfo),
       randomLookup: async opts => (await this.doLookup(this.random.bytes(KEY_LENGTH), opts)).closest.map(toPeerInfoFromLookup),
-      sleep: async (ms, opts) => { await this.sleep(ms, opts) },
+      sleep: async (ms, opts) => { await this.scheduler.sleep(ms, opts) },
       minLookupInterval: MIN_RANDOM_LOOKUP_INTERVAL,
       batchSize: this.init.bucketSize,
       now: this.now
@@ -265,24 +268,10 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     if (this.refreshing == null) {
       this.refreshing = this.doRefresh().finally(() => {
         this.refreshing = undefined
-        if (this.running) {
-          this.deadlines.set('refresh', this.now() + this.init.refreshInterval)
-          this.schedule()
-        }
+        this.scheduler.setDeadline('refresh', this.now() + this.init.refreshInterval)
       })
     }
-    const running = this.refreshing
-    if (options.signal == null) {
-      await running
-      return
-    }
-    const signal = options.signal
-    signal.throwIfAborted()
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => { reject(signal.reason) }
-      signal.addEventListener('abort', onAbort, { once: true })
-      running.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
-    })
+    await raceSignal(this.refreshing, options.signal)
   }
 
   /**
@@ -302,7 +291,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     }
     for (let b = this.table.nBuckets - 1; b >= 0 && !signal.aborted; b--) {
       const empty = (this.table.bucketFill()[b] ?? 0) === 0
-      if (!this.lookedUp.has(b)) {
+      if (!this.lookups.passedThrough(b)) {
         const [, distance] = this.table.bucketDistances(b)
         const target = keyAtDistance(this.table.selfKey, distance, this.random.bytes(KEY_LENGTH))
         await this.doLookup(target, { signal }).catch(err => { this.lookupFailed(err) })
@@ -312,7 +301,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       }
     }
     // lookups from now on count towards the next refresh
-    this.lookedUp.clear()
+    this.lookups.resetPassed()
     this.log('refresh done in %d ms, %d nodes', this.now() - started, this.table.size)
   }
 
@@ -338,60 +327,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   }
 
   private async doLookup (target: Uint8Array, options: AbortOptions): Promise<LookupResult> {
-    this.lookedUp.add(this.table.bucketIndexOf(target))
-    const stop = this.metrics.lookupTimer()
-    const signal = this.signalFor(options)
-    try {
-      const result = await lookup({
-        table: this.table,
-        alpha: this.init.alpha,
-        bucketSize: this.init.bucketSize,
-        query: async (node, key, opts) => this.findnode(node, key, opts)
-      }, target, { signal })
-      // a lookup passes through the buckets of the nodes it asked: no need to aim at them
-      for (const key of result.asked) {
-        this.lookedUp.add(this.table.bucketIndexOf(key))
-      }
-      return result
-    } finally {
-      stop()
-    }
-  }
-
-  /**
-   * Port of geth `Table.findnode`: a FIND_NODE request with failure counting. A failed or
-   * empty answer adds one to the node's consecutive failures in the node database; at
-   * `maxFindnodeFailures` it is dropped (if its bucket keeps enough entries). A good answer
-   * resets the count (geth decremented it) and proves the node alive.
-   */
-  private async findnode (node: LookupNode, target: Uint8Array, options: AbortOptions): Promise<PeerInfo[]> {
-    let found: PeerInfo[] = []
-    let error: unknown
-    try {
-      found = await this.client.findNode({ id: node.id, multiaddrs: node.multiaddrs }, target, options)
-    } catch (err) {
-      error = err
-    }
-    if (!this.running) {
-      throw error ?? new NotStartedError('stopped')
-    }
-    const ok = error == null && found.length > 0
-    try {
-      const fails = await this.db.recordFindnode(node.id, ok)
-      if (fails >= this.init.maxFindnodeFailures && this.table.dropFailedNode(node.id)) {
-        this.log('dropped %p after %d failed requests', node.id, fails)
-      }
-      if (ok) {
-        await this.db.updateLastPongReceived(node.id, this.now())
-      }
-    } catch (err) {
-      this.log.error('node database update failed - %e', err)
-    }
-    if (error != null) {
-      throw error
-    }
-    this.contact({ id: node.id, multiaddrs: node.multiaddrs })
-    return found
+    return this.lookups.run(target, { signal: this.signalFor(options) })
   }
 
   /** A node proved itself (it answered, or sent a valid request): geth `addVerifiedNode`. */
@@ -428,109 +364,6 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       })
     }
     this.log.trace('revalidated %p: %s', due.node.id, outcome)
-  }
-
-  /** Runs whatever is due, then arms the one timer for the earliest deadline. */
-  private schedule (): void {
-    if (!this.running) {
-      return
-    }
-    clearTimeout(this.timer)
-    const now = this.now()
-    for (const [task, at] of this.deadlines) {
-      if (at <= now && !this.inFlight.has(task)) {
-        this.deadlines.delete(task)
-        this.runTask(task)
-      }
-    }
-    const next = Math.min(...this.deadlines.values())
-    if (Number.isFinite(next)) {
-      this.timer = setTimeout(() => { this.schedule() }, Math.max(0, next - now))
-      this.timer.unref?.()
-    }
-  }
-
-  private runTask (task: Task): void {
-    switch (task) {
-      case 'refresh':
-        this.background(task, async () => { await this.refresh() })
-        break
-      case 'revalidate':
-        this.background(task, async () => { await this.doRevalidate() }, () => {
-          this.deadlines.set('revalidate', this.now() + nextRevalidateDelay(this.init.revalidateInterval, this.random))
-        })
-        break
-      case 'copy':
-        this.background(task, async () => { await this.db.copyLiveNodes(this.table.nodes(), this.now()) }, () => {
-          this.deadlines.set('copy', this.now() + this.init.copyNodesInterval)
-        })
-        break
-      case 'expire':
-        this.background(task, async () => { await this.db.expireNodes(this.now()) }, () => {
-          this.deadlines.set('expire', this.now() + this.init.expireInterval)
-        })
-        break
-    }
-  }
-
-  /** Fire-and-forget, written out: tracked so `stop()` can wait, errors logged. */
-  private background (task: Task, fn: () => Promise<void>, rearm?: () => void): void {
-    const run = fn()
-      .catch(err => {
-        if (this.running) {
-          this.log.error('%s failed - %e', task, err)
-        }
-      })
-      .finally(() => {
-        this.inFlight.delete(task)
-        if (this.running) {
-          rearm?.()
-          this.schedule()
-        }
-      })
-    this.inFlight.set(task, run)
-  }
-
-  /** Waits `ms`, cancelled by stop() or the signal. */
-  private async sleep (ms: number, options: AbortOptions = {}): Promise<void> {
-    const signal = this.signalFor(options)
-    signal.throwIfAborted()
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        clearTimeout(timer)
-        reject(signal.reason)
-      }
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort)
-        resolve()
-      }, ms)
-      signal.addEventListener('abort', onAbort, { once: true })
-    })
-  }
-
-  /**
-   * Emits `peer` for a node that entered the table, once, and again only when its
-   * addresses change; after `peerStore.merge`, and never after stop.
-   */
-  private announce (node: TableNode): void {
-    const id = node.id.toString()
-    const addrs = node.addrs.map(a => a.toString()).sort().join(' ')
-    if (this.announced.get(id) === addrs) {
-      return
-    }
-    this.announced.delete(id)
-    this.announced.set(id, addrs)
-    if (this.announced.size > MAX_ANNOUNCED_PEERS) {
-      this.announced.delete(this.announced.keys().next().value as string)
-    }
-    const info = toPeerInfo(node)
-    this.components.peerStore.merge(info.id, { multiaddrs: info.multiaddrs })
-      .then(() => {
-        if (this.running) {
-          this.safeDispatchEvent('peer', { detail: info })
-        }
-      })
-      .catch(err => { this.log.error('could not merge %p into the peer store - %e', info.id, err) })
   }
 
   private removed (node: TableNode, reason: RemoveReason): void {

@@ -138,10 +138,10 @@ describe('KadDiscovery', function () {
       await service.afterStart()
       const stopping = service.stop()
       await stopping
-      const internals = service as unknown as { timer?: unknown, inFlight: Map<string, unknown>, refreshing?: unknown }
-      assert.equal(internals.timer, undefined)
-      assert.equal(internals.inFlight.size, 0)
-      assert.equal(internals.refreshing, undefined)
+      const internals = service as unknown as { scheduler: { armed: boolean, running: Map<string, unknown> }, refreshing?: unknown }
+      assert.equal(internals.scheduler.armed, false, 'no timer armed')
+      assert.equal(internals.scheduler.running.size, 0, 'no task running')
+      assert.equal(internals.refreshing, undefined, 'no refresh pending')
     })
 
     it('makes refresh() callers wait for the running refresh instead of starting another', async () => {

@@ -1,0 +1,108 @@
+import { NotStartedError } from '@libp2p/interface'
+import { lookup } from './lookup.js'
+import type { LookupNode, LookupResult } from './lookup.js'
+import type { DiscoveryMetrics } from './metrics.js'
+import type { ProtocolClient } from './protocol/client.js'
+import type { NodeDB } from './store/node-db.js'
+import type { Table } from './table/table.js'
+import type { AbortOptions, Logger, PeerInfo } from '@libp2p/interface'
+
+/** What the service hands the lookup runner. */
+export interface LookupsInit {
+  table: Table
+  client: ProtocolClient
+  db: NodeDB
+  metrics: DiscoveryMetrics
+  log: Logger
+  alpha: number
+  bucketSize: number
+  maxFindnodeFailures: number
+  now(): number
+  /** Whether the service still runs: answers after stop() change nothing. */
+  running(): boolean
+  /** A node answered: the service adds it as an inbound (proven) node. */
+  onAnswer(node: PeerInfo): void
+}
+
+/**
+ * Runs lookups over the wire (the seed's `lookup` with its `findnode`) and remembers
+ * which buckets they passed through since the last refresh, so the refresh only aims at
+ * the buckets nothing has visited.
+ */
+export class Lookups {
+  private readonly init: LookupsInit
+  // BOUNDED: ≤ nBuckets indexes
+  private readonly passed = new Set<number>()
+
+  constructor (init: LookupsInit) {
+    this.init = init
+  }
+
+  /** Whether a lookup passed through bucket `index` (aimed into it, or asked a node of it). */
+  passedThrough (index: number): boolean {
+    return this.passed.has(index)
+  }
+
+  /** Forgets which buckets were passed through: a refresh has just covered them. */
+  resetPassed (): void {
+    this.passed.clear()
+  }
+
+  /** A lookup of `target`, timed, with every node asked marking its bucket. */
+  async run (target: Uint8Array, options: AbortOptions): Promise<LookupResult> {
+    const { table, metrics } = this.init
+    this.passed.add(table.bucketIndexOf(target))
+    const stop = metrics.lookupTimer()
+    try {
+      const result = await lookup({
+        table,
+        alpha: this.init.alpha,
+        bucketSize: this.init.bucketSize,
+        query: async (node, key, opts) => this.findnode(node, key, opts)
+      }, target, options)
+      for (const key of result.asked) {
+        this.passed.add(table.bucketIndexOf(key))
+      }
+      return result
+    } finally {
+      stop()
+    }
+  }
+
+  /**
+   * Port of geth `Table.findnode`: a FIND_NODE request with failure counting. A failed or
+   * empty answer adds one to the node's consecutive failures in the node database; at
+   * `maxFindnodeFailures` it is dropped (if its bucket keeps enough entries). A good answer
+   * resets the count (geth decremented it) and proves the node alive.
+   */
+  private async findnode (node: LookupNode, target: Uint8Array, options: AbortOptions): Promise<PeerInfo[]> {
+    const { client, db, table, log } = this.init
+    let found: PeerInfo[] = []
+    let error: unknown
+    try {
+      found = await client.findNode({ id: node.id, multiaddrs: node.multiaddrs }, target, options)
+    } catch (err) {
+      error = err
+    }
+    if (!this.init.running()) {
+      throw error ?? new NotStartedError('stopped')
+    }
+    const ok = error == null && found.length > 0
+    try {
+      const fails = await db.recordFindnode(node.id, ok)
+      if (fails >= this.init.maxFindnodeFailures && table.dropFailedNode(node.id)) {
+        log('dropped %p after %d failed requests', node.id, fails)
+      }
+      if (ok) {
+        await db.updateLastPongReceived(node.id, this.init.now())
+      }
+    } catch (err) {
+      log.error('node database update failed - %e', err)
+    }
+    if (error != null) {
+      throw error
+    }
+    this.init.onAnswer({ id: node.id, multiaddrs: node.multiaddrs })
+    return found
+  }
+}
