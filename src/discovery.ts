@@ -289,7 +289,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     for (let i = 0; i < 3 && !signal.aborted; i++) {
       await this.doLookup(this.random.bytes(KEY_LENGTH), { signal }).catch(err => { this.lookupFailed(err) })
     }
-    for (let b = this.table.nBuckets - 1; b >= 0 && !signal.aborted; b--) {
+    for (let b = this.table.nBuckets - 1; b >= 0 && this.init.bucketRefresh && !signal.aborted; b--) {
       const empty = (this.table.bucketFill()[b] ?? 0) === 0
       if (!this.lookups.passedThrough(b)) {
         const [, distance] = this.table.bucketDistances(b)

@@ -30,6 +30,12 @@ export interface KadDiscoveryInit {
   autoDial?: AutoDialInit
   /** Whether LAN and loopback addresses are exempt from the IP limits. @default true */
   allowLan?: boolean
+  /**
+   * Beyond geth: each refresh also looks up a random key in every bucket (farthest first,
+   * down to the first empty one) that no lookup passed through since the last refresh.
+   * `false` gives geth's refresh (self lookup + 3 random lookups) alone. @default true
+   */
+  bucketRefresh?: boolean
   /** Entries per bucket, Kademlia's k (geth `bucketSize`). @default 16 */
   bucketSize?: number
   /** Number of buckets; log distances ≤ 256 − nBuckets share bucket 0 (geth `nBuckets`). @default 17 */
@@ -156,8 +162,10 @@ export function resolveInit (init: KadDiscoveryInit = {}): ResolvedInit {
   if (typeof protocol !== 'string' || !protocol.startsWith('/') || protocol.length > 128) {
     throw new InvalidParametersError(`protocol must be a string starting with "/", got ${String(protocol)}`)
   }
-  if (init.allowLan !== undefined && typeof init.allowLan !== 'boolean') {
-    throw new InvalidParametersError('allowLan must be a boolean')
+  for (const flag of ['allowLan', 'bucketRefresh'] as const) {
+    if (init[flag] !== undefined && typeof init[flag] !== 'boolean') {
+      throw new InvalidParametersError(`${flag} must be a boolean`)
+    }
   }
   if (init.datastore != null && typeof init.datastore.get !== 'function') {
     throw new InvalidParametersError('datastore must be an interface-datastore Datastore')
@@ -166,6 +174,7 @@ export function resolveInit (init: KadDiscoveryInit = {}): ResolvedInit {
     ...numbers,
     protocol,
     allowLan: init.allowLan ?? true,
+    bucketRefresh: init.bucketRefresh ?? true,
     datastore: init.datastore,
     bootnodes: parseBootnodes(init.bootnodes ?? []),
     autoDial: resolveAutoDial(init.autoDial ?? {})
