@@ -44,7 +44,9 @@ export function deadline (ms: number, onTimeout: () => Error, ...parents: Array<
 
 /** Anything with DOM-style listeners: streams, connections, libp2p's event bus. */
 export interface Listenable {
+  /** Adds `listener` for `type`. */
   addEventListener(type: string, listener: (evt: any) => void): void
+  /** Removes it again. */
   removeEventListener(type: string, listener: (evt: any) => void): void
 }
 

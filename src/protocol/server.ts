@@ -1,8 +1,8 @@
 import { setMaxListeners } from 'node:events'
 import { AbortError, NotStartedError, TimeoutError } from '@libp2p/interface'
 import { pbStream } from '@libp2p/utils'
-import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { RateLimitedError } from '../errors.js'
+import { ContactAddresses } from './contacts.js'
 import { checkRequest, isOversized, MAX_ADDRS_PER_PEER, messageCodec, reasonOf, toPbPeer } from './convert.js'
 import { Counters } from './counters.js'
 import { deadline, nextEvent } from './deadline.js'
@@ -13,7 +13,7 @@ import { positive, PROTOCOL_LOG_NAME, protocolSettings } from './settings.js'
 import type { RateLimitInit } from './rate-limiter.js'
 import type { ProtocolSettings } from './settings.js'
 import type {
-  ComponentLogger, Connection, IdentifyResult, Libp2pEvents, Logger, Metrics, PeerId, PeerInfo,
+  ComponentLogger, Connection, Libp2pEvents, Logger, Metrics, PeerId, PeerInfo,
   PeerStore, Startable, Stream, TypedEventTarget
 } from '@libp2p/interface'
 import type { Registrar } from '@libp2p/interface-internal'
@@ -95,8 +95,7 @@ export class ProtocolServer implements Startable {
   // BOUNDED: one per stream being served (≤ maxInboundStreams per connection, and the
   // rate limiter's budget) plus one per contact awaiting identify (one per peer)
   private readonly inflight = new Set<Promise<void>>()
-  // BOUNDED: one per requester whose identify is awaited, removed when it settles
-  private readonly identifyWaits = new Map<string, Promise<void>>()
+  private readonly contacts: ContactAddresses
   private shutdown = new AbortController()
   private running = false
 
@@ -107,6 +106,7 @@ export class ProtocolServer implements Startable {
     this.settings = protocolSettings(init)
     this.maxInboundStreams = positive('maxInboundStreams', init.maxInboundStreams ?? DEFAULT_MAX_INBOUND_STREAMS)
     this.limiter = new RateLimiter(init.rateLimit)
+    this.contacts = new ContactAddresses({ peerStore: components.peerStore, events: components.events, identifyTimeout: this.settings.requestTimeout })
     this.counters = new Counters(components.metrics, 'libp2p_kad_discovery_server_events_total', 'kad-discovery requests received and how they ended')
     this.stats = this.counters.stats
   }
@@ -253,12 +253,7 @@ export class ProtocolServer implements Startable {
 
   private async contact (connection: Connection): Promise<void> {
     const peer = connection.remotePeer
-    const remoteIP = ipOf(connection.remoteAddr)
-    let multiaddrs = await this.contactAddrs(peer, remoteIP)
-    if (multiaddrs.length === 0 && this.components.events != null) {
-      await this.identified(peer)
-      multiaddrs = await this.contactAddrs(peer, remoteIP)
-    }
+    const multiaddrs = await this.contacts.of(connection, this.shutdown.signal)
     if (!this.running) {
       return
     }
@@ -269,50 +264,5 @@ export class ProtocolServer implements Startable {
     }
     this.counters.increment('contact')
     this.init.onContact({ id: peer, multiaddrs })
-  }
-
-  /**
-   * The requester's known addresses that it can be reached at: of those with an IP, only
-   * the ones at the IP its connection comes from, so nobody can point us at a third
-   * party; those without one (memory transport, DNS names) as they are.
-   */
-  private async contactAddrs (peer: PeerId, remoteIP: Uint8Array | undefined): Promise<Multiaddr[]> {
-    let known: Multiaddr[]
-    try {
-      known = (await this.components.peerStore.get(peer)).addresses.map(a => a.multiaddr)
-    } catch (err: any) {
-      if (err?.name !== 'NotFoundError') {
-        throw err
-      }
-      known = []
-    }
-    return known.filter(ma => {
-      const ip = ipOf(ma)
-      return ip == null || (remoteIP != null && uint8ArrayEquals(ip, remoteIP))
-    }).slice(0, MAX_ADDRS_PER_PEER)
-  }
-
-  /** Resolves once `peer:identify` for `peer` fires, or after `requestTimeout`, or on stop. */
-  private async identified (peer: PeerId): Promise<void> {
-    const key = peer.toString()
-    let wait = this.identifyWaits.get(key)
-    if (wait == null) {
-      wait = waitForIdentify(this.components.events, peer, this.settings.requestTimeout, this.shutdown.signal)
-        .finally(() => { this.identifyWaits.delete(key) })
-      this.identifyWaits.set(key, wait)
-    }
-    await wait
-  }
-}
-
-async function waitForIdentify (events: TypedEventTarget<Libp2pEvents> | undefined, peer: PeerId, ms: number, stop: AbortSignal): Promise<void> {
-  if (events == null) {
-    return
-  }
-  const limit = deadline(ms, () => new TimeoutError('identify did not finish'), stop)
-  try {
-    await nextEvent([events], 'peer:identify', limit.signal, (evt: CustomEvent<IdentifyResult>) => evt.detail.peerId.equals(peer))
-  } finally {
-    limit.clear()
   }
 }
