@@ -209,6 +209,16 @@ describe('ProtocolClient', () => {
       assert.equal(busy.services.discovery.server.stats['sent.NODES'], 12)
     })
 
+    it('would lock requesters out of a busy node if request connections were kept', async () => {
+      // the kad-dht behaviour the closing avoids: every slot stays taken
+      const busy = await nodes.create<Services>({ services: { discovery: protocolService() }, connectionManager: { maxConnections: 4 } })
+      const keep = { client: { keepConnection: () => true, requestTimeout: 2000 } }
+      const requesters = await nodes.createMany<Services>(8, { services: { discovery: protocolService(keep) } })
+      await Promise.all(requesters.slice(0, 4).map(async r => r.services.discovery.client.findNode(peerInfoOf(busy), target)))
+      const late = await Promise.allSettled(requesters.slice(4).map(async r => r.services.discovery.client.findNode(peerInfoOf(busy), target)))
+      assert.deepEqual(late.map(r => r.status), ['rejected', 'rejected', 'rejected', 'rejected'])
+    })
+
     it('retries once on a fresh connection when the connection closes mid-request', async () => {
       const [a] = await pair()
       const flaky = await nodes.create()

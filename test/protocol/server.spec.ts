@@ -130,6 +130,21 @@ describe('ProtocolServer', () => {
       assert(reported.some(ma => ma.startsWith('/ip4/127.0.0.1/tcp/')))
     })
 
+    it('reports every valid request, reading the peer store once per requester for a while', async () => {
+      const b = await node()
+      const a = await node()
+      await a.dial(b.getMultiaddrs())
+      await waitFor(async () => (await b.peerStore.get(a.peerId).catch(() => undefined))?.addresses.length === 1, 'identify')
+      let reads = 0
+      const get = b.peerStore.get.bind(b.peerStore)
+      b.peerStore.get = async (...args) => { reads++; return get(...args) }
+      for (let i = 0; i < 5; i++) {
+        await a.services.discovery.client.ping(b.peerId)
+      }
+      await waitFor(() => b.services.discovery.contacts.length === 5, 'five contacts')
+      assert.equal(reads, 1)
+    })
+
     it('waits for identify when it does not know the requester yet', async () => {
       const b = await node()
       const a = await node()
