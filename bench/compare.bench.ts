@@ -1,0 +1,168 @@
+/*
+ * Side by side: this module and @libp2p/kad-dht (server mode) in one process run, the
+ * same scenario one system after the other (never at once, a full GC between).
+ *
+ *   cd /work/main && npx tsc -p tsconfig.json && node --expose-gc dist/bench/compare.bench.js
+ *
+ * (`npm run bench` runs it too, with every other bench; without --expose-gc the bench
+ * turns GC on itself.) Settings, by environment:
+ *   COMPARE_SIZES=50,200,500   network sizes (default 50,200, plus 500 with BENCH_N500=1)
+ *   COMPARE_LOOKUPS=50         lookups per system and size
+ *   COMPARE_FILL_TIMEOUT=180   seconds to wait for every table to fill (default
+ *                              min(300, 60 + 0.6 N))
+ *   COMPARE_ORDER=ours,kad-dht which system runs first at each size (default ours: RSS
+ *                              that the first leaves behind and code the first warms
+ *                              both favour the second, here kad-dht)
+ *   COMPARE_WARMUP=0           skip the warm-up (both systems at N = 12, discarded,
+ *                              before the first size: compiles the code both share, so
+ *                              that neither the first system's heap, RSS nor CPU pays it)
+ *   COMPARE_OUT=path           where the raw figures go (default bench/results/compare.json)
+ *
+ * The scenario (bench/compare/): N nodes on the memory transport with plaintext, yamux,
+ * identify, ping and libp2p's default connection manager; node i's Ed25519 key derived
+ * from a fixed seed, so it has the same peer id in both systems; nodes 0, 1, 2 are the
+ * bootnodes every other node is given; the same lookups (source node and target from a
+ * PRNG seeded by N). Measured for each: time until every table holds min(16, N − 1)
+ * peers, accuracy of the first 16 returned against the true 16 closest, lookup wall
+ * time, FIND_NODE requests per lookup, heap and RSS per node (after a full GC, minus the
+ * figures before the first node), CPU (user + system) over the system's whole run.
+ */
+import '../src/polyfill.js'
+import { execFileSync } from 'node:child_process'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
+import { dirname } from 'node:path'
+import { kadDht } from './compare/kad-dht.js'
+import { identities } from './compare/nodes.js'
+import { ours } from './compare/ours.js'
+import { printComparison } from './compare/report.js'
+import { runSystem } from './compare/runner.js'
+import { collectGarbage, lookupPlan } from './compare/scenario.js'
+import { isMain } from './utils.js'
+import type { SizeResult } from './compare/report.js'
+import type { System, SystemFigures } from './compare/runner.js'
+
+const LOOKUP_TIMEOUT_MS = 30_000
+const WARMUP_SIZE = 12
+
+/** Lets closing connections settle, then collects garbage, before the next system runs. */
+async function settle (): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, 2000))
+  await collectGarbage()
+}
+
+function sizes (): number[] {
+  const fromEnv = process.env.COMPARE_SIZES
+  const list = fromEnv != null && fromEnv !== ''
+    ? fromEnv.split(',').map(Number)
+    : [50, 200, ...(process.env.BENCH_N500 === '1' ? [500] : [])]
+  if (list.some(n => !Number.isInteger(n) || n < 4 || n > 2000)) {
+    throw new Error(`COMPARE_SIZES must be integers from 4 to 2000, got ${fromEnv}`)
+  }
+  return list
+}
+
+function positiveInt (name: string, fallback: number): number {
+  const raw = process.env[name]
+  if (raw == null || raw === '') {
+    return fallback
+  }
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`${name} must be a positive integer, got ${raw}`)
+  }
+  return n
+}
+
+function uptime (): string {
+  try {
+    return execFileSync('uptime', { encoding: 'utf8' }).trim()
+  } catch {
+    return `load average: ${loadavg().map(l => l.toFixed(2)).join(', ')}`
+  }
+}
+
+/** The commit measured, and whether src/ differed from it (others work in the same tree). */
+function revision (): { commit: string, srcModified: boolean } {
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8' }).trim()
+    const status = execFileSync('git', ['status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim()
+    return { commit, srcModified: status !== '' }
+  } catch {
+    return { commit: 'unknown', srcModified: false }
+  }
+}
+
+function order (): System[] {
+  const names = (process.env.COMPARE_ORDER ?? 'ours,kad-dht').split(',')
+  if (names.length !== 2 || !names.includes('ours') || !names.includes('kad-dht')) {
+    throw new Error('COMPARE_ORDER must be "ours,kad-dht" or "kad-dht,ours"')
+  }
+  return names.map(name => name === 'ours' ? ours() : kadDht())
+}
+
+const log = (line: string): void => { console.log(`  [${new Date().toISOString().slice(11, 19)}] ${line}`) }
+
+/**
+ * Runs the comparison at every size, prints one table (ours, kad-dht, ours / kad-dht,
+ * targets marked) and writes the raw figures to bench/results/compare.json.
+ */
+export async function run (): Promise<void> {
+  const lookups = positiveInt('COMPARE_LOOKUPS', 50)
+  const out = process.env.COMPARE_OUT ?? 'bench/results/compare.json'
+  const loadBefore = uptime()
+  console.log(`machine: ${loadBefore}`)
+  const started = Date.now()
+  if (process.env.COMPARE_WARMUP !== '0') {
+    const ids = await identities(WARMUP_SIZE)
+    for (const system of order()) {
+      await runSystem(system, { identities: ids, plan: lookupPlan(WARMUP_SIZE, 3), fillTimeoutMs: 20_000, lookupTimeoutMs: 10_000, log: () => {} })
+      await settle()
+    }
+    log(`warm-up done (both systems at N=${WARMUP_SIZE}, discarded)`)
+  }
+  const results: SizeResult[] = []
+  for (const size of sizes()) {
+    const fillTimeoutSeconds = positiveInt('COMPARE_FILL_TIMEOUT', Math.min(300, Math.round(60 + 0.6 * size)))
+    const ids = await identities(size)
+    const plan = lookupPlan(size, lookups)
+    const figures: Partial<Record<System['name'], SystemFigures>> = {}
+    for (const system of order()) {
+      log(`${system.name} N=${size}: starting (fill wait ≤ ${fillTimeoutSeconds} s, ${lookups} lookups); ${uptime()}`)
+      figures[system.name] = await runSystem(system, {
+        identities: ids,
+        plan,
+        fillTimeoutMs: fillTimeoutSeconds * 1000,
+        lookupTimeoutMs: LOOKUP_TIMEOUT_MS,
+        log
+      })
+      await settle()
+    }
+    results.push({ nodes: size, fillTimeoutSeconds, ours: figures.ours as SystemFigures, kadDht: figures['kad-dht'] as SystemFigures })
+  }
+  const loadAfter = uptime()
+  console.log()
+  const verdicts = printComparison(results)
+  console.log()
+  console.log(`machine after: ${loadAfter}`)
+  console.log(`run took ${((Date.now() - started) / 1000).toFixed(0)} s; raw figures in ${out}`)
+  await mkdir(dirname(out), { recursive: true })
+  await writeFile(out, JSON.stringify({
+    date: new Date().toISOString(),
+    node: process.version,
+    revision: revision(),
+    cpus: cpus().length,
+    uptimeBefore: loadBefore,
+    uptimeAfter: loadAfter,
+    lookups,
+    order: order().map(s => s.name),
+    verdicts,
+    results
+  }, null, 2) + '\n')
+}
+
+if (isMain(import.meta.url)) {
+  await run()
+  // libp2p leaves timers (e.g. kad-dht's adaptive timeouts) that need not hold the process
+  process.exit(0)
+}
