@@ -1,0 +1,129 @@
+import '../src/polyfill.js'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { toPbPeer } from '../src/protocol/convert.js'
+import { Message } from '../src/protocol/pb/message.js'
+import { seededRandom } from '../src/table/random.js'
+import { protocolService } from '../test/protocol/utils.js'
+import { TestNodes, peerInfoOf } from '../test/utils/libp2p.js'
+import { fakePeerId } from '../test/utils/peers.js'
+import { isMain, printTable } from './utils.js'
+import type { ProtocolService } from '../test/protocol/utils.js'
+import type { TestNode } from '../test/utils/libp2p.js'
+import type { Libp2p } from '@libp2p/interface'
+
+const ECHO = '/kad-discovery-bench/echo/1.0.0'
+const ROUNDS = 5
+const ROUND_MS = 500
+const WARM_UP_MS = 300
+
+interface Services extends Record<string, unknown> { discovery: ProtocolService }
+
+interface Case {
+  name: string
+  /** The echo case this one is compared with; itself for a floor. */
+  floor: string
+  concurrency: number
+  roundTrip(): Promise<unknown>
+}
+
+/** Round trips per second of `c` over `ms`, `concurrency` at a time. */
+async function rate (c: Case, ms: number): Promise<number> {
+  let done = 0
+  const start = performance.now()
+  const until = start + ms
+  await Promise.all(Array.from({ length: c.concurrency }, async () => {
+    while (performance.now() < until) {
+      await c.roundTrip()
+      done++
+    }
+  }))
+  return done / ((performance.now() - start) / 1000)
+}
+
+/**
+ * Every case in turn, `ROUNDS` times, and each case's median: the machine's load drifts,
+ * and interleaving keeps a case and its floor under the same drift.
+ */
+async function measureAll (cases: Case[]): Promise<Map<string, number>> {
+  for (const c of cases) {
+    await rate(c, WARM_UP_MS)
+  }
+  const samples = new Map<string, number[]>(cases.map(c => [c.name, []]))
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const c of cases) {
+      samples.get(c.name)?.push(await rate(c, ROUND_MS))
+    }
+  }
+  return new Map([...samples].map(([name, rates]) => [name, median(rates)]))
+}
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN
+}
+
+/**
+ * The floor: a bare libp2p stream per round trip on the same connection, one
+ * length-prefixed frame out and the same frame back, no protobuf, no checks.
+ */
+async function echoRoundTrip (from: Libp2p, to: Libp2p, payload: Uint8Array): Promise<void> {
+  const stream = await from.dialProtocol(to.peerId, ECHO, { negotiateFully: false })
+  const lp = lpStream(stream)
+  await lp.write(payload)
+  await lp.read()
+  await stream.close()
+}
+
+/** Runs the protocol benchmark and prints round trips per second against the echo floor. */
+export async function run (): Promise<void> {
+  const nodes = new TestNodes()
+  try {
+    const [a, b] = await nodes.createMany<Services>(2, { services: { discovery: protocolService({ server: { rateLimit: { perPeer: { burst: 1e9, perSecond: 1e9 }, global: { burst: 1e9, perSecond: 1e9 } } } }) } }) as [TestNode<Services>, TestNode<Services>]
+    await b.handle(ECHO, async (stream) => {
+      const lp = lpStream(stream)
+      await lp.write(await lp.read())
+      await stream.close()
+    }, { maxInboundStreams: 64 })
+    const random = seededRandom(7)
+    for (let i = 0; i < 400; i++) {
+      b.services.discovery.table.addFoundNode({ id: fakePeerId(random), multiaddrs: [multiaddr(`/ip4/51.${15 + (i >> 8)}.${i & 0xff}.1/tcp/4001`)] })
+    }
+    // one connection, opened up front and reused by every round trip, as in a lookup
+    await a.dial(b.getMultiaddrs())
+    const client = a.services.discovery.client
+    const target = new Uint8Array(32).fill(1)
+    const answer = await client.findNode(peerInfoOf(b), target)
+    const nodesAnswer = answer.length
+    const nodesBytes = Message.encode({ type: Message.Type.NODES, peers: answer.map(p => toPbPeer(p.id, p.multiaddrs)) }).byteLength
+    const small = new Uint8Array(2)
+    // the NODES floor echoes as many bytes as the NODES answer has
+    const large = new Uint8Array(nodesBytes)
+
+    const cases: Case[] = []
+    for (const concurrency of [1, 8]) {
+      const suffix = concurrency === 1 ? '' : `, ${concurrency} in flight`
+      const echoSmall = `echo 2 B (floor)${suffix}`
+      const echoLarge = `echo ${nodesBytes} B (floor)${suffix}`
+      cases.push(
+        { name: echoSmall, floor: echoSmall, concurrency, roundTrip: async () => echoRoundTrip(a, b, small) },
+        { name: `PING → PONG${suffix}`, floor: echoSmall, concurrency, roundTrip: async () => client.ping(b.peerId) },
+        { name: echoLarge, floor: echoLarge, concurrency, roundTrip: async () => echoRoundTrip(a, b, large) },
+        { name: `FIND_NODE → NODES (${nodesAnswer} peers)${suffix}`, floor: echoLarge, concurrency, roundTrip: async () => client.findNode(b.peerId, target) }
+      )
+    }
+    const rates = await measureAll(cases)
+    printTable(['round trip (memory transport, 2 nodes)', 'per second', 'µs each', 'floor ÷ this'], cases.map(c => {
+      const perSecond = rates.get(c.name) ?? Number.NaN
+      const floor = rates.get(c.floor) ?? Number.NaN
+      return [c.name, Math.round(perSecond), Math.round((1e6 * c.concurrency) / perSecond), (floor / perSecond).toFixed(2)]
+    }))
+    console.log(`\nmedian of ${ROUNDS} interleaved rounds of ${ROUND_MS} ms each, one reused connection`)
+  } finally {
+    await nodes.stop()
+  }
+}
+
+if (isMain(import.meta.url)) {
+  await run()
+}
