@@ -97,9 +97,9 @@ export class RequestConnections {
     // hand it back: dial past it
     const force = open.length > 0
     const connection = await this.connectionManager.openConnection(targets.length > 0 ? targets : peer, { ...options, force })
-    const tracked = this.owned.has(connection.id)
-    // another request may have dialed it concurrently: the dial queue hands both the same one
-    return this.lease(connection, !tracked)
+    // another request may have dialed it concurrently (the dial queue hands both the same
+    // one); an inbound connection that appeared meanwhile is the remote's, never ours
+    return this.lease(connection, connection.direction === 'outbound')
   }
 
   /** Ends one request's use of a connection from `acquire`. */
@@ -124,9 +124,10 @@ export class RequestConnections {
     return this.owned.size
   }
 
-  private lease (connection: Connection, fresh: boolean): Lease {
+  /** A lease on `connection`; `dialed` when this client just dialed it, so it may own it. */
+  private lease (connection: Connection, dialed: boolean): Lease {
     let entry = this.owned.get(connection.id)
-    if (entry == null && fresh) {
+    if (entry == null && dialed) {
       entry = { connection, refs: 0 }
       this.owned.set(connection.id, entry)
       this.counters.increment('connectionsOpened')
