@@ -27,9 +27,19 @@ interface Case {
   roundTrip(): Promise<unknown>
 }
 
-/** Round trips per second of `c` over `ms`, `concurrency` at a time. */
-async function rate (c: Case, ms: number): Promise<number> {
+/** One sample of a case: round trips per second, and CPU µs (both nodes) per round trip. */
+interface Sample {
+  perSecond: number
+  cpuMicros: number
+}
+
+/**
+ * Runs `c` for `ms`, `concurrency` at a time. The CPU time per round trip is this process's
+ * (both nodes live in it): unlike the rate, other processes on the machine barely move it.
+ */
+async function sample (c: Case, ms: number): Promise<Sample> {
   let done = 0
+  const cpu = process.cpuUsage()
   const start = performance.now()
   const until = start + ms
   await Promise.all(Array.from({ length: c.concurrency }, async () => {
@@ -38,24 +48,28 @@ async function rate (c: Case, ms: number): Promise<number> {
       done++
     }
   }))
-  return done / ((performance.now() - start) / 1000)
+  const used = process.cpuUsage(cpu)
+  return { perSecond: done / ((performance.now() - start) / 1000), cpuMicros: (used.user + used.system) / done }
 }
 
 /**
  * Every case in turn, `ROUNDS` times, and each case's median: the machine's load drifts,
  * and interleaving keeps a case and its floor under the same drift.
  */
-async function measureAll (cases: Case[]): Promise<Map<string, number>> {
+async function measureAll (cases: Case[]): Promise<Map<string, Sample>> {
   for (const c of cases) {
-    await rate(c, WARM_UP_MS)
+    await sample(c, WARM_UP_MS)
   }
-  const samples = new Map<string, number[]>(cases.map(c => [c.name, []]))
+  const samples = new Map<string, Sample[]>(cases.map(c => [c.name, []]))
   for (let r = 0; r < ROUNDS; r++) {
     for (const c of cases) {
-      samples.get(c.name)?.push(await rate(c, ROUND_MS))
+      samples.get(c.name)?.push(await sample(c, ROUND_MS))
     }
   }
-  return new Map([...samples].map(([name, rates]) => [name, median(rates)]))
+  return new Map([...samples].map(([name, list]) => [name, {
+    perSecond: median(list.map(s => s.perSecond)),
+    cpuMicros: median(list.map(s => s.cpuMicros))
+  }]))
 }
 
 function median (values: number[]): number {
@@ -114,13 +128,14 @@ export async function run (): Promise<void> {
         { name: `FIND_NODE → NODES (${nodesAnswer} peers)${suffix}`, floor: echoLarge, concurrency, roundTrip: async () => client.findNode(b.peerId, target) }
       )
     }
-    const rates = await measureAll(cases)
-    printTable(['round trip (memory transport, 2 nodes)', 'per second', 'µs each', 'floor ÷ this'], cases.map(c => {
-      const perSecond = rates.get(c.name) ?? Number.NaN
-      const floor = rates.get(c.floor) ?? Number.NaN
-      return [c.name, Math.round(perSecond), Math.round((1e6 * c.concurrency) / perSecond), (floor / perSecond).toFixed(2)]
+    const results = await measureAll(cases)
+    const header = ['round trip (memory transport, 2 nodes)', 'per second', 'floor ÷ this', 'CPU µs each', 'CPU ÷ floor CPU']
+    printTable(header, cases.map(c => {
+      const result = results.get(c.name) ?? { perSecond: Number.NaN, cpuMicros: Number.NaN }
+      const floor = results.get(c.floor) ?? { perSecond: Number.NaN, cpuMicros: Number.NaN }
+      return [c.name, Math.round(result.perSecond), (floor.perSecond / result.perSecond).toFixed(2), Math.round(result.cpuMicros), (result.cpuMicros / floor.cpuMicros).toFixed(2)]
     }))
-    console.log(`\nmedian of ${ROUNDS} interleaved rounds of ${ROUND_MS} ms each, one reused connection`)
+    console.log(`\nmedians of ${ROUNDS} interleaved rounds of ${ROUND_MS} ms, one reused connection; CPU covers both nodes`)
   } finally {
     await nodes.stop()
   }
