@@ -116,12 +116,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
         dialTimeout: this.init.requestTimeout
       })
     }
-    this.metrics.register({
-      table: this.table,
-      dbSize: async () => this.db.size(),
-      client: this.client,
-      server: this.server
-    })
+    this.metrics.register({ table: this.table, dbSize: async () => this.db.size() })
   }
 
   /** Whether the service runs. */

@@ -8,8 +8,6 @@ import type { CounterGroup, Histogram, Metrics, StopTimer } from '@libp2p/interf
 export interface MetricSources {
   table: Table
   dbSize(): Promise<number>
-  client: { stats: Record<string, number> }
-  server: { stats: Record<string, number> }
 }
 
 const PREFIX = 'libp2p_kad_discovery'
@@ -17,8 +15,9 @@ const PREFIX = 'libp2p_kad_discovery'
 /**
  * The service's metrics, through `components.metrics` when the node has them (else every
  * call is a no-op): table size, per-bucket fill, replacements, revalidations, evictions by
- * reason, IP-limit refusals, lookups and their duration, requests in and out by type,
- * rate-limited requests, node database size.
+ * reason, IP-limit refusals, lookups and their duration, node database size. Requests in
+ * and out by type and outcome, rate-limited ones included, are the protocol's counter
+ * groups (`libp2p_kad_discovery_client_events_total`, `…_server_events_total`).
  */
 export class DiscoveryMetrics {
   private readonly metrics?: Metrics
@@ -49,16 +48,6 @@ export class DiscoveryMetrics {
       calculate: () => table.buckets().reduce((sum, b) => sum + b.replacements.length, 0)
     })
     metrics.registerMetric(`${PREFIX}_node_db_size`, { help: 'Records in the node database', calculate: sources.dbSize })
-    metrics.registerMetricGroup(`${PREFIX}_requests_out`, {
-      label: 'event',
-      help: 'Outbound requests by type and outcome',
-      calculate: () => ({ ...sources.client.stats })
-    })
-    metrics.registerMetricGroup(`${PREFIX}_requests_in`, {
-      label: 'event',
-      help: 'Inbound requests by type and outcome, rate-limited ones included',
-      calculate: () => ({ ...sources.server.stats })
-    })
     this.adds = metrics.registerCounterGroup(`${PREFIX}_adds_total`, { label: 'result', help: 'Nodes offered to the table by outcome; ip-limit counts refusals' })
     this.revalidations = metrics.registerCounterGroup(`${PREFIX}_revalidations_total`, { label: 'outcome', help: 'Revalidation pings by outcome' })
     this.evictions = metrics.registerCounterGroup(`${PREFIX}_evictions_total`, { label: 'reason', help: 'Nodes that left the table, by reason' })
