@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { AbortError, InvalidParametersError, isPeerId, NotStartedError, StreamResetError, TimeoutError } from '@libp2p/interface'
 import { pbStream } from '@libp2p/utils'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { KEY_LENGTH } from '../constants.js'
 import { RequestConnections } from './connections.js'
 import { checkResponse, fromPbPeer, invalidMessage, isOversized, messageCodec, reasonOf } from './convert.js'
@@ -132,13 +133,14 @@ export class ProtocolClient implements Startable {
     }
     return this.request(peer, { type: Message.Type.FIND_NODE, target: new Uint8Array(target), peers: [] }, options, (response, remoteAddr) => {
       // decoded inside the request, so a bad peer id or address aborts the stream like any
-      // other protocol error
-      const decoded = response.peers.map(fromPbPeer)
+      // other protocol error, and throws away what was decoded before it
       const sender = ipOf(remoteAddr)
+      // keyed by the id bytes: a new PeerId's toString() is a base58 encoding, slow enough to show
       const seen = new Set<string>()
       const nodes: PeerInfo[] = []
-      for (const info of decoded) {
-        const key = info.id.toString()
+      for (const entry of response.peers) {
+        const info = fromPbPeer(entry)
+        const key = uint8ArrayToString(entry.id, 'base16')
         const multiaddrs = relayableAddrs(sender, info.multiaddrs, reason => {
           this.counters.increment(`relayRefused.${reason}`)
         })
