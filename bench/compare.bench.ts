@@ -2,7 +2,7 @@
  * Side by side: this module and @libp2p/kad-dht (server mode) in one process run, the
  * same scenario one system after the other (never at once, a full GC between).
  *
- *   cd /work/main && npx tsc -p tsconfig.json && node --expose-gc dist/bench/compare.bench.js
+ *   cd /work/main && npx tsc -p tsconfig.json && node --expose-gc --max-old-space-size=8192 dist/bench/compare.bench.js
  *
  * (`npm run bench` runs it too, with every other bench; without --expose-gc the bench
  * turns GC on itself.) Settings, by environment:
@@ -10,6 +10,10 @@
  *   COMPARE_LOOKUPS=50         lookups per system and size
  *   COMPARE_FILL_TIMEOUT=180   seconds to wait for every table to fill (default
  *                              min(300, 60 + 0.6 N))
+ *   COMPARE_LOOKUP_BUDGET=300  seconds for all lookups of one system (each ≤ 30 s); those
+ *                              not started by then are not run and count as failed
+ *   COMPARE_ARRIVAL_MS=0       ms between node starts, one at a time (default 0: 20 at a
+ *                              time, as fast as they start)
  *   COMPARE_ORDER=ours,kad-dht which system runs first at each size (default ours: RSS
  *                              that the first leaves behind and code the first warms
  *                              both favour the second, here kad-dht)
@@ -39,7 +43,7 @@ import { printComparison } from './compare/report.js'
 import { runSystem } from './compare/runner.js'
 import { collectGarbage, lookupPlan } from './compare/scenario.js'
 import { isMain } from './utils.js'
-import type { SizeResult } from './compare/report.js'
+import type { SizeResult, Verdict } from './compare/report.js'
 import type { System, SystemFigures } from './compare/runner.js'
 
 const LOOKUP_TIMEOUT_MS = 30_000
@@ -109,6 +113,8 @@ const log = (line: string): void => { console.log(`  [${new Date().toISOString()
  */
 export async function run (): Promise<void> {
   const lookups = positiveInt('COMPARE_LOOKUPS', 50)
+  const lookupBudgetMs = positiveInt('COMPARE_LOOKUP_BUDGET', 300) * 1000
+  const arrivalMs = process.env.COMPARE_ARRIVAL_MS == null || process.env.COMPARE_ARRIVAL_MS === '0' ? 0 : positiveInt('COMPARE_ARRIVAL_MS', 0)
   const out = process.env.COMPARE_OUT ?? 'bench/results/compare.json'
   const loadBefore = uptime()
   console.log(`machine: ${loadBefore}`)
@@ -116,12 +122,30 @@ export async function run (): Promise<void> {
   if (process.env.COMPARE_WARMUP !== '0') {
     const ids = await identities(WARMUP_SIZE)
     for (const system of order()) {
-      await runSystem(system, { identities: ids, plan: lookupPlan(WARMUP_SIZE, 3), fillTimeoutMs: 20_000, lookupTimeoutMs: 10_000, log: () => {} })
+      await runSystem(system, { identities: ids, plan: lookupPlan(WARMUP_SIZE, 3), fillTimeoutMs: 20_000, lookupTimeoutMs: 10_000, lookupBudgetMs: 30_000, arrivalMs: 0, log: () => {} })
       await settle()
     }
     log(`warm-up done (both systems at N=${WARMUP_SIZE}, discarded)`)
   }
   const results: SizeResult[] = []
+  const save = async (complete: boolean, verdicts: Verdict[] = []): Promise<void> => {
+    await mkdir(dirname(out), { recursive: true })
+    await writeFile(out, JSON.stringify({
+      date: new Date().toISOString(),
+      complete,
+      node: process.version,
+      revision: revision(),
+      cpus: cpus().length,
+      uptimeBefore: loadBefore,
+      uptimeAfter: uptime(),
+      lookups,
+      lookupBudgetSeconds: lookupBudgetMs / 1000,
+      arrivalMs,
+      order: order().map(s => s.name),
+      verdicts,
+      results
+    }, null, 2) + '\n')
+  }
   for (const size of sizes()) {
     const fillTimeoutSeconds = positiveInt('COMPARE_FILL_TIMEOUT', Math.min(300, Math.round(60 + 0.6 * size)))
     const ids = await identities(size)
@@ -134,31 +158,22 @@ export async function run (): Promise<void> {
         plan,
         fillTimeoutMs: fillTimeoutSeconds * 1000,
         lookupTimeoutMs: LOOKUP_TIMEOUT_MS,
+        lookupBudgetMs,
+        arrivalMs,
         log
       })
       await settle()
     }
     results.push({ nodes: size, fillTimeoutSeconds, ours: figures.ours as SystemFigures, kadDht: figures['kad-dht'] as SystemFigures })
+    // the figures so far survive a crash at a larger size
+    await save(false)
   }
-  const loadAfter = uptime()
   console.log()
   const verdicts = printComparison(results)
   console.log()
-  console.log(`machine after: ${loadAfter}`)
+  console.log(`machine after: ${uptime()}`)
   console.log(`run took ${((Date.now() - started) / 1000).toFixed(0)} s; raw figures in ${out}`)
-  await mkdir(dirname(out), { recursive: true })
-  await writeFile(out, JSON.stringify({
-    date: new Date().toISOString(),
-    node: process.version,
-    revision: revision(),
-    cpus: cpus().length,
-    uptimeBefore: loadBefore,
-    uptimeAfter: loadAfter,
-    lookups,
-    order: order().map(s => s.name),
-    verdicts,
-    results
-  }, null, 2) + '\n')
+  await save(true, verdicts)
 }
 
 if (isMain(import.meta.url)) {

@@ -101,6 +101,8 @@ const ROWS: Row[] = [
   },
   { ...value(f => f.cpu.fill + f.cpu.create), name: 'CPU s, start+fill', ratio: plainRatio(value(f => f.cpu.fill + f.cpu.create)) },
   { ...value(f => f.cpu.lookups), name: 'CPU s, lookups', ratio: plainRatio(value(f => f.cpu.lookups)) },
+  { ...value(f => f.eventLoop.fill), name: 'event loop busy, fill', format: f => fmt(f.eventLoop.fill, 2) },
+  { ...value(f => f.eventLoop.lookups), name: 'event loop busy, lookups', format: f => fmt(f.eventLoop.lookups, 2) },
   { ...value(f => f.connections.perNodeAfterFill.median), name: 'connections/node p50' },
   { ...value(f => Math.max(...f.connections.bootnodesAfterFill)), name: 'bootnode connections max' }
 ]

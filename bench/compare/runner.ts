@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events'
+import { performance } from 'node:perf_hooks'
 import { dialAddress, inBatches, within } from './nodes.js'
 import { accuracyOf, cpuSeconds, memorySample, mean, percentile, spread, trueClosest } from './scenario.js'
 import type { Identity } from './nodes.js'
@@ -41,6 +42,10 @@ export interface RunOptions {
   fillTimeoutMs: number
   /** Time limit of one lookup. */
   lookupTimeoutMs: number
+  /** Lookups not started within this many ms of the first are not run (and count as failed). */
+  lookupBudgetMs: number
+  /** ms between the starts of consecutive nodes after the bootnodes (0: 20 at a time, at once). */
+  arrivalMs: number
   /** Called with progress lines. */
   log(line: string): void
 }
@@ -101,7 +106,11 @@ export interface SystemFigures {
     bootnodesAfterFill: number[]
     bootnodesAtEnd: number[]
   }
+  /** Event loop utilization (0 … 1) while filling and while looking up: 1 is saturated. */
+  eventLoop: { fill: number, lookups: number }
   stoppedCleanly: number
+  /** `system.summary` when every table was full (or the wait ended), and after the lookups. */
+  summaryAfterFill: Record<string, unknown>
   summary: Record<string, unknown>
 }
 
@@ -131,13 +140,20 @@ export async function runSystem (system: System, options: RunOptions): Promise<S
   const bootnodesOf = (id: Identity): string[] => boot.filter((_, b) => b !== id.index)
 
   const baseline = await memorySample()
+  const eluStart = performance.eventLoopUtilization()
   const cpuStart = process.cpuUsage()
   const start = performance.now()
   const elapsed = (): number => (performance.now() - start) / 1000
 
   // create: the bootnodes must listen before the others try them
   const first = await inBatches(identities.slice(0, BOOTNODES), BOOTNODES, async id => system.create(id, size, bootnodesOf(id)))
-  const rest = await inBatches(identities.slice(BOOTNODES), CREATE_CONCURRENCY, async id => system.create(id, size, bootnodesOf(id)))
+  const rest = options.arrivalMs > 0
+    ? await inBatches(identities.slice(BOOTNODES), 1, async id => {
+      const node = await system.create(id, size, bootnodesOf(id))
+      await sleep(options.arrivalMs)
+      return node
+    })
+    : await inBatches(identities.slice(BOOTNODES), CREATE_CONCURRENCY, async id => system.create(id, size, bootnodesOf(id)))
   const nodes = [...first, ...rest]
   const createSeconds = elapsed()
   const cpuCreate = cpuSeconds(cpuStart)
@@ -180,18 +196,25 @@ export async function runSystem (system: System, options: RunOptions): Promise<S
   }
   log(`${system.name} N=${size}: fill ${fill.finished ? `done in ${fillSeconds?.toFixed(1)} s` : `did not finish (${reached}/${size})`}`)
   const connectionsAfterFill = connectionCounts(nodes)
+  const summaryAfterFill = system.summary(nodes)
   const cpuFill = cpuSeconds(cpuStart) - cpuCreate
+  const eluFill = performance.eventLoopUtilization(eluStart).utilization
   const afterFill = await memorySample()
 
   // lookups, one at a time
   const cpuBeforeLookups = process.cpuUsage()
+  const eluBeforeLookups = performance.eventLoopUtilization()
   const each: LookupFigures[] = []
+  const lookupsUntil = performance.now() + options.lookupBudgetMs
   for (const lookup of plan) {
     const node = nodes[lookup.source] as SystemNode
     const truth = trueClosest(identities, lookup.source, lookup.key)
     const started = performance.now()
     let figures: LookupFigures
     try {
+      if (started > lookupsUntil) {
+        throw Object.assign(new Error(`not run: the ${options.lookupBudgetMs / 1000} s for lookups were spent`), { name: 'NotRun' })
+      }
       const signal = AbortSignal.timeout(options.lookupTimeoutMs)
       // kad-dht listens on it once per query path (10)
       setMaxListeners(Infinity, signal)
@@ -209,17 +232,21 @@ export async function runSystem (system: System, options: RunOptions): Promise<S
       figures = {
         source: lookup.source,
         target: Buffer.from(lookup.key).toString('hex'),
-        ms: performance.now() - started,
+        ms: err?.name === 'NotRun' ? 0 : performance.now() - started,
         messages: 0,
         accuracy: 0,
         returned: 0,
-        error: String(err?.name ?? err),
+        error: `${String(err?.name ?? 'Error')}: ${String(err?.message ?? err)}`.slice(0, 200),
         detail: {}
       }
     }
     each.push(figures)
+    if ((figures.error != null && figures.ms > 0) || each.length % 10 === 0) {
+      log(`${system.name} N=${size}: lookup ${each.length}/${plan.length} from ${lookup.source}: ${figures.ms.toFixed(0)} ms, ${figures.messages} requests, accuracy ${figures.accuracy.toFixed(2)}${figures.error != null ? `, ${figures.error}` : ''}`)
+    }
   }
   const cpuLookups = cpuSeconds(cpuBeforeLookups)
+  const eluLookups = performance.eventLoopUtilization(eluBeforeLookups).utilization
   const ok = each.filter(l => l.error == null)
   log(`${system.name} N=${size}: ${each.length} lookups, ${each.length - ok.length} failed`)
 
@@ -266,7 +293,9 @@ export async function runSystem (system: System, options: RunOptions): Promise<S
       bootnodesAfterFill: connectionsAfterFill.slice(0, BOOTNODES),
       bootnodesAtEnd: connectionsAtEnd.slice(0, BOOTNODES)
     },
+    eventLoop: { fill: eluFill, lookups: eluLookups },
     stoppedCleanly: stopped.filter(Boolean).length,
+    summaryAfterFill,
     summary
   }
 }
