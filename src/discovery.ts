@@ -226,14 +226,21 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   async * randomNodes (options: AbortOptions = {}): AsyncGenerator<PeerInfo> {
     this.assertStarted()
     const signal = this.signalFor(options)
-    yield * randomNodes({
-      readRandomNodes: n => this.table.readRandomNodes(n).map(toPeerInfo),
-      randomLookup: async opts => (await this.doLookup(this.random.bytes(KEY_LENGTH), opts)).closest.map(toPeerInfoFromLookup),
-      sleep: async (ms, opts) => { await this.scheduler.sleep(ms, opts) },
-      minLookupInterval: MIN_RANDOM_LOOKUP_INTERVAL,
-      batchSize: this.init.bucketSize,
-      now: this.now
-    }, { signal })
+    try {
+      yield * randomNodes({
+        readRandomNodes: n => this.table.readRandomNodes(n).map(toPeerInfo),
+        randomLookup: async opts => (await this.doLookup(this.random.bytes(KEY_LENGTH), opts)).closest.map(toPeerInfoFromLookup),
+        sleep: async (ms, opts) => { await this.scheduler.sleep(ms, opts) },
+        minLookupInterval: MIN_RANDOM_LOOKUP_INTERVAL,
+        batchSize: this.init.bucketSize,
+        now: this.now
+      }, { signal })
+    } catch (err) {
+      // an abort (the caller's, or stop()) ends the stream; anything else is a fault
+      if (!signal.aborted) {
+        throw err
+      }
+    }
   }
 
   /**

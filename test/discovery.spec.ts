@@ -213,5 +213,20 @@ describe('KadDiscovery', function () {
       }
       assert.equal(new Set(seen).size, 3)
     })
+
+    it('ends randomNodes() quietly when the service stops', async () => {
+      const boot = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
+      const node = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false }, bootnodes: [boot.getMultiaddrs()[0]!] }) } })
+      const stream = node.services.discovery.randomNodes()
+      const first = await stream.next()
+      assert.equal(first.done, false)
+      await node.stop()
+      // the table's nodes may still be yielded until the stream notices; it ends within a few
+      let ended = false
+      for (let i = 0; i < 50 && !ended; i++) {
+        ended = (await stream.next()).done === true
+      }
+      assert.equal(ended, true)
+    })
   })
 })
