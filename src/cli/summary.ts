@@ -1,0 +1,106 @@
+import type { DemoOptions } from './args.js'
+
+/** Smallest, median and largest of some counts. */
+export interface Spread {
+  min: number
+  median: number
+  max: number
+}
+
+/** The spread of `values` (all 0 when there are none); the median of an even count is the lower middle. */
+export function spread (values: number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b)
+  return {
+    min: sorted[0] ?? 0,
+    median: sorted[Math.floor((sorted.length - 1) / 2)] ?? 0,
+    max: sorted[sorted.length - 1] ?? 0
+  }
+}
+
+/** How one demo lookup did. */
+export interface LookupScore {
+  /** The share of the true closest nodes it found, 0 to 1. */
+  accuracy: number
+  /** How long it took. */
+  ms: number
+  /** Whether it returned any node (it did not fail or time out). */
+  answered: boolean
+}
+
+/** What the demo measured. */
+export interface DemoResult {
+  options: DemoOptions
+  /** min(16, N − 1): a full table, and the auto-dialer's goal. */
+  target: number
+  /** ms to start every node. */
+  startup: number
+  /** ms after the start until every node's table had held `target` nodes; absent when some never did. */
+  fullTablesAfter?: number
+  /** ms after the start until every node had had `target` connected peers; absent when some never did. */
+  connectedAfter?: number
+  /** ms after the start when the demo stopped watching for those. */
+  watched: number
+  lookups: LookupScore[]
+  /** Table size of each node at the end, the bootnode first. */
+  sizes: number[]
+  /** Distinct connected peers of each node at the end. */
+  connections: number[]
+}
+
+/** The summary's lines, and whether discovery worked at all (the exit code follows it). */
+export function summaryLines (result: DemoResult): { lines: string[], worked: boolean } {
+  const { options, target, sizes, connections } = result
+  const tables = spread(sizes)
+  const conns = spread(connections)
+  const lines = [
+    `summary: ${options.nodes} nodes on the ${options.transport} transport, joined through one bootnode`,
+    `  started       ${options.nodes} nodes in ${seconds(result.startup)}`,
+    `  full tables   ${reached(result.fullTablesAfter, result.watched, `every table held ${target} nodes`, `${sizes.filter(s => s >= target).length}/${sizes.length} tables hold ${target} nodes now`)}`,
+    `  connected     ${reached(result.connectedAfter, result.watched, `every node had ${target} connections`, `${connections.filter(c => c >= target).length}/${connections.length} nodes have ${target} connections now`)}`,
+    `  tables        min ${tables.min}, median ${tables.median}, max ${tables.max} nodes`,
+    `  connections   min ${conns.min}, median ${conns.median}, max ${conns.max} distinct peers`,
+    `  lookups       ${lookupLine(result.lookups, options.lookups, target)}`
+  ]
+  // lookups that timed out on a busy machine are reported above, not counted as failure
+  const worked = discovered(sizes) > 0
+  const complete = result.fullTablesAfter != null && result.connectedAfter != null && result.lookups.every(l => l.answered) &&
+    result.lookups.length === options.lookups
+  lines.push(`  result        ${!worked ? 'discovery did not work: no node learned of a peer it was not given' : complete ? 'ok' : 'ok, with targets missed (see above)'}`)
+  return { lines, worked }
+}
+
+/**
+ * Table entries nobody configured: anything in the bootnode's table (it was given no
+ * one), and whatever each other node holds beyond the bootnode it was given.
+ */
+function discovered (sizes: number[]): number {
+  const [boot = 0, ...rest] = sizes
+  return boot + rest.reduce((sum, size) => sum + Math.max(0, size - 1), 0)
+}
+
+function reached (after: number | undefined, watched: number, goal: string, missed: string): string {
+  return after != null ? `${goal} ${seconds(after)} after the start` : `not reached within ${seconds(watched)}: ${missed}`
+}
+
+function lookupLine (scores: LookupScore[], asked: number, k: number): string {
+  if (asked === 0) {
+    return 'none asked (--lookups 0)'
+  }
+  if (scores.length === 0) {
+    return 'none ran'
+  }
+  const mean = scores.reduce((sum, s) => sum + s.accuracy, 0) / scores.length
+  const worst = Math.min(...scores.map(s => s.accuracy))
+  const answered = scores.filter(s => s.answered).length
+  const ran = scores.length < asked ? ` (${scores.length} of ${asked} ran in time)` : ''
+  return `${answered}/${scores.length} answered${ran}, accuracy ${percent(mean)} of the true ${k} closest ` +
+    `(worst ${percent(worst)}), median ${spread(scores.map(s => s.ms)).median} ms`
+}
+
+function seconds (ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`
+}
+
+function percent (share: number): string {
+  return `${(share * 100).toFixed(1)}%`
+}
