@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// first: Node 20 lacks Promise.withResolvers, which libp2p 3 calls
+import '../polyfill.js'
+import { setMaxListeners } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import { parseCommandLine } from './args.js'
+import { CliError, ExitCode, firstLine } from './errors.js'
+import { helpText } from './help.js'
+import type { Invocation } from './args.js'
+
+/**
+ * `kad-discovery <command>`: parses the arguments, then loads only the command asked
+ * for, so `--help` and argument errors answer without loading libp2p.
+ */
+async function main (argv: string[]): Promise<number> {
+  const invocation: Invocation = parseCommandLine(argv)
+  switch (invocation.command) {
+    case 'help':
+      process.stdout.write(`${helpText(invocation.topic)}\n`)
+      return ExitCode.Ok
+    case 'version':
+      process.stdout.write(`${await version()}\n`)
+      return ExitCode.Ok
+    case 'demo': {
+      const { runDemo } = await import('./demo.js')
+      return runDemo(invocation.options)
+    }
+    case 'node': {
+      const { runNode } = await import('./node.js')
+      return runNode(invocation.options)
+    }
+    case 'crawl': {
+      const { runCrawl } = await import('./crawl.js')
+      return runCrawl(invocation.options)
+    }
+  }
+}
+
+async function version (): Promise<string> {
+  // dist/src/cli/index.js → the package root
+  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }
+  return pkg.version ?? 'unknown'
+}
+
+/** One line on stderr, no stack trace (unless DEBUG is set, for a bug report). */
+function report (err: unknown): number {
+  if (err instanceof CliError) {
+    process.stderr.write(`kad-discovery: ${err.message}\n`)
+    return err.exitCode
+  }
+  process.stderr.write(`kad-discovery: ${firstLine(err)}\n`)
+  if (process.env.DEBUG != null && err instanceof Error) {
+    process.stderr.write(`${err.stack ?? ''}\n`)
+  }
+  return ExitCode.Failure
+}
+
+/** Exits once stdout has taken everything written (a pipe may lag behind). */
+function exit (code: number): void {
+  process.stdout.write('', () => process.exit(code))
+}
+
+// libp2p and the service hang many short waits on one long-lived signal (every dial, every
+// sleep): that is no leak, but node's default limit of 10 would warn about it on stderr
+setMaxListeners(Infinity)
+
+// a reader that went away (`kad-discovery node --json | head -1`) is no error of ours
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  process.exit(err.code === 'EPIPE' ? ExitCode.Ok : ExitCode.Failure)
+})
+
+main(process.argv.slice(2)).then(exit, err => { exit(report(err)) })
