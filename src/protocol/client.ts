@@ -47,11 +47,20 @@ export interface ProtocolClientInit {
    */
   connectionLinger?: number
   /**
+   * How long an idle connection dialed only for requests waits for the next request before
+   * it is closed, while this node holds under a quarter of its `maxConnections`, in
+   * milliseconds; 0 closes it once its last request is done. @default 10000
+   */
+  connectionIdleLinger?: number
+  /**
    * Asked before a connection dialed only for requests is closed: return `true` to keep
    * it (say, the dialer now wants this peer). @default every such connection is closed
    */
   keepConnection?(connection: Connection): boolean
 }
+
+/** The default `connectionIdleLinger`: a refresh's lookups ask the same peers within it. */
+export const DEFAULT_IDLE_LINGER = 10_000
 
 /** Turns a checked answer into the request's result; throws `invalidMessage(…)` on bad content. */
 type Parse<T> = (response: Message, remoteAddr: Multiaddr) => T
@@ -89,6 +98,7 @@ export class ProtocolClient implements Startable {
     this.connections = new RequestConnections(components.connectionManager, {
       protocol: this.settings.protocol,
       linger: positive('connectionLinger', init.connectionLinger ?? 2000),
+      idleLinger: init.connectionIdleLinger ?? DEFAULT_IDLE_LINGER,
       keepConnection: init.keepConnection
     }, this.log, this.counters)
     this.shutdown = newShutdown()

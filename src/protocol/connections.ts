@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events'
 import { CODE_P2P } from '@multiformats/multiaddr'
 import { deadline, nextEvent } from './deadline.js'
 import type { Counters } from './counters.js'
-import type { AbortOptions, Connection, Logger, PeerId } from '@libp2p/interface'
+import type { AbortOptions, Connection, Logger, PeerId, Stream } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -10,7 +10,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
  * Protocols whose streams do not make a connection worth keeping: libp2p runs them on
  * every new connection (the same list as libp2p's `safelyCloseConnectionIfUnused`).
  */
-const HOUSEKEEPING_PROTOCOLS = new Set([
+export const HOUSEKEEPING_PROTOCOLS = new Set([
   '/ipfs/id/1.0.0',
   '/ipfs/id/push/1.0.0',
   '/libp2p/autonat/1.0.0',
@@ -23,6 +23,13 @@ export interface RequestConnectionsInit {
   protocol: string
   /** How long a request-only connection may linger for identify before it is closed. */
   linger: number
+  /**
+   * How long an idle request-only connection waits for the next request before it is
+   * closed, while this node holds fewer than a quarter of its `maxConnections`: a lookup
+   * or a refresh asks the same peers again within seconds, and a new connection (with its
+   * identify exchange) costs ten times the request. 0 closes at once.
+   */
+  idleLinger?: number
   /** Asked before a request-only connection is closed; `true` keeps it. */
   keepConnection?(connection: Connection): boolean
 }
@@ -31,6 +38,8 @@ interface Owned {
   connection: Connection
   /** Requests of ours using it now. */
   refs: number
+  /** Wakes an idle linger when a request takes the connection again. */
+  reused?: () => void
 }
 
 /** A connection for one request, and whether this request owns a share of it. */
@@ -140,6 +149,7 @@ export class RequestConnections {
       return { connection, owned: false }
     }
     entry.refs++
+    entry.reused?.()
     return { connection, owned: true }
   }
 
@@ -150,6 +160,12 @@ export class RequestConnections {
       await this.waitUntilIdle(entry, linger.signal)
     } finally {
       linger.clear()
+    }
+    if (entry.refs > 0 || connection.status !== 'open' || this.owned.get(connection.id) !== entry) {
+      return
+    }
+    if (await this.reusedWhileIdle(entry)) {
+      return
     }
     if (entry.refs > 0 || connection.status !== 'open' || this.owned.get(connection.id) !== entry) {
       return
@@ -166,6 +182,29 @@ export class RequestConnections {
       await connection.close({ signal: AbortSignal.timeout(this.init.linger) })
     } catch (err: any) {
       connection.abort(err)
+    }
+  }
+
+  /**
+   * Keeps an idle connection for `idleLinger` while the node has room (under a quarter of
+   * its `maxConnections`); true when a request took it again meanwhile.
+   */
+  private async reusedWhileIdle (entry: Owned): Promise<boolean> {
+    const idle = this.init.idleLinger ?? 0
+    const { connectionManager } = this
+    if (idle <= 0 || connectionManager.getConnections().length * 4 >= connectionManager.getMaxConnections()) {
+      return false
+    }
+    const wait = deadline(idle, () => new Error('idle linger over'), this.shutdown.signal)
+    try {
+      return await new Promise<boolean>(resolve => {
+        entry.reused = () => { resolve(true) }
+        wait.signal.addEventListener('abort', () => { resolve(false) }, { once: true })
+        entry.connection.addEventListener('close', () => { resolve(false) }, { once: true })
+      })
+    } finally {
+      entry.reused = undefined
+      wait.clear()
     }
   }
 
@@ -200,6 +239,15 @@ function newShutdown (): AbortController {
   // one listener per lingering connection
   setMaxListeners(Infinity, controller.signal)
   return controller
+}
+
+/**
+ * Whether a connection carries nothing but `protocol` and libp2p's housekeeping streams
+ * (ignoring `except`): nobody else would miss it.
+ */
+export function onlyDiscovery (connection: Connection, protocol: string, except?: Stream): boolean {
+  return connection.streams.every(s => s === except || s.status !== 'open' || s.protocol === '' ||
+    s.protocol === protocol || HOUSEKEEPING_PROTOCOLS.has(s.protocol))
 }
 
 /** `addrs` with `/p2p/<peer>` appended where missing, so the dial verifies who answers. */
