@@ -95,8 +95,10 @@ export class Progress {
 
   private draw (): void {
     const width = this.stream.columns ?? 0
-    // one column short of the edge: some terminals wrap when the last column is written
-    const text = width > 1 && this.current.length >= width ? `${this.current.slice(0, width - 2)}…` : this.current
+    // three columns short of the edge: some terminals wrap when the last column is
+    // written, and the terminal echoes Ctrl-C as "^C" after the text
+    const room = width - 3
+    const text = room > 1 && this.current.length > room ? `${this.current.slice(0, room - 1)}…` : this.current
     this.stream.write(`${CLEAR_LINE}${text}`)
     this.onScreen = true
   }

@@ -31,7 +31,7 @@ describe('Progress', () => {
     it('cuts the live line to the terminal width so it never wraps', () => {
       const out = stream(true, 10)
       new Progress({ stream: out }).update('a line far wider than ten columns')
-      assert.equal(out.written[0], '\r\x1b[2Ka line f…')
+      assert.equal(out.written[0], '\r\x1b[2Ka line…')
     })
   })
 
