@@ -64,9 +64,22 @@ function exit (code: number): void {
 // sleep): that is no leak, but node's default limit of 10 would warn about it on stderr
 setMaxListeners(Infinity)
 
-// a reader that went away (`kad-discovery node --json | head -1`) is no error of ours
+// a reader that went away (`kad-discovery node --json | head -1`) is no error of ours: a
+// running command stops as on SIGTERM (cleanly, its database closed), anything else exits
+let readerGone = false
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  process.exit(err.code === 'EPIPE' ? ExitCode.Ok : ExitCode.Failure)
+  if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') {
+    process.exit(ExitCode.Failure)
+  }
+  if (readerGone) {
+    return
+  }
+  readerGone = true
+  if (process.listenerCount('SIGTERM') > 0) {
+    process.kill(process.pid, 'SIGTERM')
+  } else {
+    process.exit(ExitCode.Ok)
+  }
 })
 
 main(process.argv.slice(2)).then(exit, err => { exit(report(err)) })

@@ -4,6 +4,7 @@ export interface ProgressStream {
   isTTY?: boolean
   /** The terminal's width; the live line is cut to it so it never wraps. */
   columns?: number
+  /** Writes text as it is. */
   write(text: string): boolean
 }
 

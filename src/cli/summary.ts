@@ -2,8 +2,11 @@ import type { DemoOptions } from './args.js'
 
 /** Smallest, median and largest of some counts. */
 export interface Spread {
+  /** The smallest. */
   min: number
+  /** The middle one (the lower middle of an even count). */
   median: number
+  /** The largest. */
   max: number
 }
 
@@ -29,6 +32,7 @@ export interface LookupScore {
 
 /** What the demo measured. */
 export interface DemoResult {
+  /** What the demo was asked to do. */
   options: DemoOptions
   /** min(16, N − 1): a full table, and the auto-dialer's goal. */
   target: number
@@ -40,6 +44,7 @@ export interface DemoResult {
   connectedAfter?: number
   /** ms after the start when the demo stopped watching for those. */
   watched: number
+  /** Each lookup that ran, in the order they ended. */
   lookups: LookupScore[]
   /** Table size of each node at the end, the bootnode first. */
   sizes: number[]

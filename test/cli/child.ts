@@ -7,7 +7,9 @@ export const CLI = fileURLToPath(new URL('../../src/cli/index.js', import.meta.u
 
 /** How a CLI process ended. */
 export interface Exit {
+  /** The exit code; null when a signal ended it. */
   code: number | null
+  /** The signal that ended it, if one did. */
   signal: NodeJS.Signals | null
 }
 
@@ -16,11 +18,15 @@ export interface Exit {
  * (SIGKILL) after `limit` ms whatever happens, so no test can hang on it.
  */
 export class Cli {
+  /** The process. */
   readonly child: ChildProcess
+  /** Everything it wrote to stdout so far. */
   stdout = ''
+  /** Everything it wrote to stderr so far. */
   stderr = ''
   /** Whether the process has ended. */
   ended = false
+  /** Resolves when it has ended and its output is read. */
   readonly exited: Promise<Exit>
   private readonly killer: ReturnType<typeof setTimeout>
 
