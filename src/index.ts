@@ -34,7 +34,7 @@
  *     discovery: kadDiscovery({ bootnodes: ['/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...'] })
  *   }
  * })
- * node.addEventListener('peer:connect', (evt) => { console.log('connected', evt.detail) })
+ * node.addEventListener('peer:connect', (evt) => { /* evt.detail: the connected PeerId */ })
  * const closest = await node.services.discovery.lookup(node.peerId)
  * ```
  */
