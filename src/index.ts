@@ -34,7 +34,8 @@
  *     discovery: kadDiscovery({ bootnodes: ['/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...'] })
  *   }
  * })
- * node.addEventListener('peer:connect', (evt) => { /* evt.detail: the connected PeerId */ })
+ * const connected = new Set<string>()
+ * node.addEventListener('peer:connect', (evt) => { connected.add(evt.detail.toString()) })
  * const closest = await node.services.discovery.lookup(node.peerId)
  * ```
  */
