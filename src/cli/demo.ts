@@ -22,6 +22,11 @@ const DEMO_SETTINGS: KadDiscoveryInit = {
   revalidateInterval: 5000,
   autoDial: { dialHistoryExpiration: 5000 }
 }
+// Every TCP node of the demo is 127.0.0.1, and libp2p refuses more than 5 inbound
+// connections a second from one host: a bootnode would turn most joining nodes away
+// (and a node whose table loses its only entry waits for the next refresh, 30 min). Real
+// nodes come from many hosts; in the demo the per-host limit only measures the demo.
+const LOOPBACK_LIMITS = { inboundConnectionThreshold: 1000 }
 // how often the watch loop samples the network
 const SAMPLE_INTERVAL = 200
 // one lookup, and all of them together, are bounded too
@@ -88,7 +93,7 @@ async function startNetwork (options: DemoOptions, target: number, nodes: CliNod
     : [`/memory/kad-discovery-demo-${process.pid}-${i}`]
   const discovery = { ...DEMO_SETTINGS, autoDial: { ...DEMO_SETTINGS.autoDial, minConnections: target } }
   progress.log(`starting ${options.nodes} nodes on the ${options.transport} transport (${options.transport === 'tcp' ? '127.0.0.1 only' : 'in this process'})`)
-  const boot = await create({ transport: options.transport, listen: listen(0), discovery })
+  const boot = await create({ transport: options.transport, listen: listen(0), discovery, connectionManager: LOOPBACK_LIMITS })
   nodes.push(boot)
   const bootnode = dialableAddrs(boot)[0]
   if (bootnode == null) {
@@ -98,7 +103,7 @@ async function startNetwork (options: DemoOptions, target: number, nodes: CliNod
   // one after another, as nodes join a real network: started all at once, every node
   // would bootstrap from a bootnode that knows no one yet
   for (let i = 1; i < options.nodes && !signal.aborted; i++) {
-    nodes.push(await create({ transport: options.transport, listen: listen(i), discovery: { ...discovery, bootnodes: [bootnode] } }))
+    nodes.push(await create({ transport: options.transport, listen: listen(i), discovery: { ...discovery, bootnodes: [bootnode] }, connectionManager: LOOPBACK_LIMITS }))
     progress.update(`started ${i + 1}/${options.nodes} nodes`)
   }
   progress.done()

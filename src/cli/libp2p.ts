@@ -8,6 +8,7 @@ import { kadDiscovery } from '../index.js'
 import type { KadDiscovery, KadDiscoveryInit } from '../index.js'
 import type { Identify } from '@libp2p/identify'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { Libp2pOptions } from 'libp2p'
 
 /** A node the CLI runs: identify (the discovery service needs it) and discovery. */
 export type CliNode = Libp2p<{ identify: Identify, discovery: KadDiscovery }>
@@ -22,6 +23,8 @@ export interface CliNodeInit {
   discovery: KadDiscoveryInit
   /** A fixed identity; a fresh Ed25519 key otherwise. */
   privateKey?: PrivateKey
+  /** libp2p connection manager settings. @default libp2p's */
+  connectionManager?: Libp2pOptions['connectionManager']
   /** Whether to start it. @default true */
   start?: boolean
 }
@@ -37,6 +40,7 @@ export async function createCliNode (init: CliNodeInit): Promise<CliNode> {
     transports: [init.transport === 'tcp' ? tcp() : memory()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    connectionManager: init.connectionManager,
     services: {
       identify: identify(),
       discovery: kadDiscovery(init.discovery)
