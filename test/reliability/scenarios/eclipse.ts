@@ -1,0 +1,319 @@
+import { publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { DIAL_TAG } from '../../../src/constants.js'
+import { kadDiscovery } from '../../../src/index.js'
+import { toPbPeer } from '../../../src/protocol/convert.js'
+import { Message } from '../../../src/protocol/pb/message.js'
+import { distanceCompare, keyOf } from '../../../src/table/key.js'
+import { seededRandom } from '../../../src/table/random.js'
+import { frame } from '../../protocol/utils.js'
+import { FAST } from '../../utils/network.js'
+import { honestIP, NodeGroup, sleep } from '../utils/nodes.js'
+import { Claims, quiet } from '../utils/scenario.js'
+import { tableOf, tableViolations } from '../utils/table.js'
+import { ProcessWatch, until } from '../utils/watch.js'
+import { sendRequest, serveByHand } from '../utils/wire.js'
+import type { KadDiscovery, KadDiscoveryInit } from '../../../src/index.js'
+import type { TestNode } from '../../utils/libp2p.js'
+import type { Scenario } from '../utils/scenario.js'
+import type { Connection, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+/** How big an eclipse attempt is. */
+export interface EclipseSize {
+  /** Honest discovery nodes, each in a /24 of its own. */
+  honest: number
+  /** Real attacker nodes in each of the two attacker subnets. */
+  attackerNodesPerSubnet: number
+  /** Attacker identities in all: the real nodes plus made-up ids in the same subnets. */
+  identities: number
+  /** How long the attackers flood, ms. */
+  attackMs: number
+  /** Requests each attacker node sends the victim per second (under the per-peer budget). */
+  requestsPerSecond: number
+  /** Honest nodes the victim looks up after the attack. */
+  lookups: number
+  /** The victim's per-table and per-bucket IP limits. */
+  tableIpLimit: number
+  bucketIpLimit: number
+}
+
+/** What an eclipse attempt came to. */
+export interface EclipseFigures extends Record<string, number | string | boolean> {
+  identities: number
+  attackerNodes: number
+  attackRequestsSent: number
+  attackRequestsAnswered: number
+  nodesAnswersToVictim: number
+  attackerIdsServed: number
+  bound: number
+  maxAttackerEntries: number
+  maxSubnet1: number
+  maxSubnet2: number
+  attackerConnectionsFromSubnets: number
+  attackerConnectionsElsewhere: number
+  samples: number
+  maxAttackersInRandomRead: number
+  randomReadAttackerShare: number
+  tableSizeEnd: number
+  honestEntriesEnd: number
+  autoDialed: number
+  autoDialedAttackers: number
+  lookupsTried: number
+  honestFound: number
+  firstMiss: string
+  violations: number
+  firstViolation: string
+  rejections: number
+}
+
+const SUBNETS = ['127.0.1', '127.0.2']
+const VICTIM_IP = '127.5.0.1'
+const ATTACK_SEED = 7
+
+interface Identity {
+  id: PeerId
+  key: Uint8Array
+  pb: Message.Peer
+}
+
+type Discovering = TestNode<{ discovery: KadDiscovery }>
+
+/**
+ * Eclipse by many identities. Honest nodes each live in a /24 of their own on loopback;
+ * the attacker holds `identities` peer ids, all at addresses in 127.0.1.0/24 and
+ * 127.0.2.0/24: a few real nodes (listening there and dialing from there, so the victim's
+ * connections come from those subnets) and made-up ids with addresses there. The real ones
+ * flood the victim with requests (each one proof of life: an inbound add) and answer every
+ * FIND_NODE with the attacker ids closest to its target, never an honest one. The victim
+ * (`allowLan: false`, so loopback counts) must hold at most `2 × tableIpLimit` attacker
+ * entries at every sample, hand out no more through `readRandomNodes` and its dialer, and
+ * still find honest nodes by lookup.
+ */
+export async function runEclipse (size: EclipseSize, log: (line: string) => void = quiet): Promise<EclipseFigures> {
+  const group = new NodeGroup()
+  const watch = new ProcessWatch()
+  // BOUNDED: the attack's duration; stopped in finally
+  const floods: Array<Promise<void>> = []
+  const attack = new AbortController()
+  try {
+    const common: KadDiscoveryInit = { ...FAST, allowLan: false, refreshInterval: 60_000, revalidateInterval: 1000 }
+    const boot = await group.create<{ discovery: KadDiscovery }>({ ip: honestIP(0), services: { discovery: kadDiscovery({ ...common, autoDial: { enabled: false } }) } })
+    const bootnodes = [boot.getMultiaddrs()[0]!.toString()]
+    const honest: Discovering[] = [boot, ...await group.createMany(size.honest - 1, i => ({
+      ip: honestIP(i + 1),
+      services: { discovery: kadDiscovery({ ...common, bootnodes, autoDial: { enabled: false } }) }
+    }))]
+    await until(() => honest.every(n => n.services.discovery.size >= Math.min(size.honest - 1, 4)), 30_000)
+    log(`honest network of ${honest.length} up`)
+
+    // the attacker: real nodes in both subnets, then made-up ids up to `identities`
+    const random = seededRandom(ATTACK_SEED)
+    const attackers = await group.createMany(2 * size.attackerNodesPerSubnet, i => ({
+      ip: `${SUBNETS[i % 2] as string}.${1 + Math.floor(i / 2)}`
+    }))
+    // BOUNDED: `identities` entries
+    const pool: Identity[] = attackers.map(a => identity(a.peerId, a.getMultiaddrs()[0]!.decapsulateCode(421)))
+    while (pool.length < size.identities) {
+      const id = peerIdFromPublicKey(publicKeyFromRaw(random.bytes(32)))
+      const ip = `${SUBNETS[pool.length % 2] as string}.${50 + random.int(200)}`
+      pool.push(identity(id, multiaddr(`/ip4/${ip}/tcp/${20_000 + random.int(40_000)}`)))
+    }
+    // BOUNDED: `identities` entries
+    const attackerIds = new Set(pool.map(p => p.id.toString()))
+    let nodesAnswersToVictim = 0
+    let attackerIdsServed = 0
+    // known once the victim exists; the attackers count what they tell it
+    const victimRef: { id?: PeerId } = {}
+    for (const attacker of attackers) {
+      await serveByHand(attacker, (request, connection) => {
+        if (request.type === Message.Type.PING) {
+          return frame(Message.encode({ type: Message.Type.PONG, peers: [] }))
+        }
+        // the attacker ids closest to the target: the strongest lie it can tell
+        const target = request.target ?? new Uint8Array(32)
+        const peers = [...pool].sort((a, b) => distanceCompare(target, a.key, b.key)).slice(0, 16).map(p => p.pb)
+        if (victimRef.id != null && connection.remotePeer.equals(victimRef.id)) {
+          nodesAnswersToVictim++
+          attackerIdsServed += peers.length
+        }
+        return frame(Message.encode({ type: Message.Type.NODES, peers }))
+      })
+    }
+    log(`${attackers.length} attacker nodes and ${pool.length} attacker ids ready`)
+
+    const victimInit: KadDiscoveryInit = { ...common, revalidateInterval: FAST.revalidateInterval, bootnodes, tableIpLimit: size.tableIpLimit, bucketIpLimit: size.bucketIpLimit }
+    const target = await group.create<{ discovery: KadDiscovery }>({ ip: VICTIM_IP, services: { discovery: kadDiscovery(victimInit) } })
+    victimRef.id = target.peerId
+    const discovery = target.services.discovery
+    const victimAddr = target.getMultiaddrs()[0]!
+
+    // the flood: every real attacker, from its own address, asks the victim (and the honest
+    // nodes, so hearsay of the attacker reaches the victim from honest mouths too)
+    let sent = 0
+    let answered = 0
+    for (const [i, attacker] of attackers.entries()) {
+      floods.push((async () => {
+        let connection: Connection | undefined
+        for (let n = 0; !attack.signal.aborted; n++) {
+          try {
+            if (connection?.status !== 'open') {
+              connection = await attacker.dial(victimAddr, { signal: AbortSignal.timeout(5000) })
+            }
+            sent++
+            const request: Message = n % 2 === 0
+              ? { type: Message.Type.PING, peers: [] }
+              : { type: Message.Type.FIND_NODE, target: new Uint8Array(random.bytes(32)), peers: [] }
+            await sendRequest(connection, request, 5000)
+            answered++
+            if (n % 5 === 0) {
+              const other = honest[(i + n) % honest.length] as Discovering
+              const c = await attacker.dial(other.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(5000) })
+              await sendRequest(c, { type: Message.Type.PING, peers: [] }, 5000)
+            }
+          } catch {}
+          await sleep(1000 / size.requestsPerSecond)
+        }
+      })())
+    }
+
+    // watch the victim's table all through the attack
+    const bound = 2 * size.tableIpLimit
+    const subnetGroups = SUBNETS.map(s => `ip4/${s.split('.').map(b => Number(b).toString(16)).join('.')}/24`)
+    let maxAttackerEntries = 0
+    const maxSubnet = [0, 0]
+    let samples = 0
+    let maxAttackersInRandomRead = 0
+    let randomRead = 0
+    let randomReadAttackers = 0
+    let violations = 0
+    let firstViolation = ''
+    let attackerConnectionsFromSubnets = 0
+    let attackerConnectionsElsewhere = 0
+    // the attack runs from the victim's start; it is timed from the end of its first
+    // refresh, when inbound adds begin (geth's initDone)
+    let end = Number.POSITIVE_INFINITY
+    const bootLimit = Date.now() + 60_000
+    while (Date.now() < Math.min(end, bootLimit + size.attackMs)) {
+      if (end === Number.POSITIVE_INFINITY && tableOf(discovery).initDone) {
+        end = Date.now() + size.attackMs
+        log('the victim finished its first refresh')
+      }
+      await sleep(100)
+      samples++
+      const entries = discovery.nodes().filter(n => attackerIds.has(n.id.toString())).length
+      maxAttackerEntries = Math.max(maxAttackerEntries, entries)
+      const counts = new Map(tableOf(discovery).tableIpCounts())
+      subnetGroups.forEach((g, i) => { maxSubnet[i] = Math.max(maxSubnet[i] as number, counts.get(g) ?? 0) })
+      const read = discovery.readRandomNodes(16)
+      const readAttackers = read.filter(n => attackerIds.has(n.id.toString())).length
+      maxAttackersInRandomRead = Math.max(maxAttackersInRandomRead, readAttackers)
+      randomRead += read.length
+      randomReadAttackers += readAttackers
+      if (samples % 50 === 0) {
+        log(`victim table ${discovery.size}, attacker entries ${entries}, ${sent} requests sent`)
+      }
+      const problems = tableViolations(discovery, target.peerId, victimInit)
+      violations += problems.length
+      firstViolation = firstViolation === '' ? problems[0] ?? '' : firstViolation
+      // what the victim's IP accounting sees: where its attacker connections come from
+      for (const c of target.getConnections()) {
+        if (attackerIds.has(c.remotePeer.toString())) {
+          const from = c.remoteAddr.toString()
+          if (SUBNETS.some(s => from.startsWith(`/ip4/${s}.`))) {
+            attackerConnectionsFromSubnets++
+          } else {
+            attackerConnectionsElsewhere++
+          }
+        }
+      }
+    }
+    attack.abort()
+    await Promise.all(floods)
+    log(`attack over: ${sent} requests sent, ${maxAttackerEntries} attacker entries at most`)
+
+    // honest nodes must still be found, with the attackers still answering every lookup
+    const tried = honest.slice(1, 1 + size.lookups)
+    let honestFound = 0
+    let firstMiss = ''
+    for (const h of tried) {
+      const found = await discovery.lookup(h.peerId, { signal: AbortSignal.timeout(30_000) }).catch(() => [])
+      if (found.some(p => p.id.equals(h.peerId))) {
+        honestFound++
+      } else if (firstMiss === '') {
+        firstMiss = `${h.peerId.toString()} (in the table: ${String(discovery.nodes().some(n => n.id.equals(h.peerId)))}, ${found.length} found)`
+      }
+    }
+    log(`${honestFound} of ${tried.length} honest nodes found by lookup`)
+    const honestIds = new Set(honest.map(h => h.peerId.toString()))
+    const tagged = (await target.peerStore.all()).filter(p => p.tags.has(DIAL_TAG))
+    const figures: EclipseFigures = {
+      identities: pool.length,
+      attackerNodes: attackers.length,
+      attackRequestsSent: sent,
+      attackRequestsAnswered: answered,
+      nodesAnswersToVictim,
+      attackerIdsServed,
+      bound,
+      maxAttackerEntries,
+      maxSubnet1: maxSubnet[0] as number,
+      maxSubnet2: maxSubnet[1] as number,
+      attackerConnectionsFromSubnets,
+      attackerConnectionsElsewhere,
+      samples,
+      maxAttackersInRandomRead,
+      randomReadAttackerShare: round(randomRead === 0 ? 0 : randomReadAttackers / randomRead),
+      tableSizeEnd: discovery.size,
+      honestEntriesEnd: discovery.nodes().filter(n => honestIds.has(n.id.toString())).length,
+      autoDialed: tagged.length,
+      autoDialedAttackers: tagged.filter(p => attackerIds.has(p.id.toString())).length,
+      lookupsTried: tried.length,
+      honestFound,
+      firstMiss,
+      violations,
+      firstViolation,
+      rejections: watch.rejections.length
+    }
+    return figures
+  } finally {
+    attack.abort()
+    await Promise.allSettled(floods)
+    watch.stop()
+    await group.stop()
+  }
+}
+
+function identity (id: PeerId, addr: Multiaddr): Identity {
+  return { id, key: keyOf(id), pb: toPbPeer(id, [addr]) }
+}
+
+function round (x: number): number {
+  return Math.round(x * 1000) / 1000
+}
+
+/** The claims of the eclipse scenario. */
+export function checkEclipse (f: EclipseFigures, size: EclipseSize): string[] {
+  return new Claims()
+    .claim('attacker-entries', f.maxAttackerEntries <= f.bound, `the table held ${f.maxAttackerEntries} attacker entries > 2 × tableIpLimit = ${f.bound}`)
+    .claim('subnets-seen', f.maxSubnet1 > 0 && f.maxSubnet2 > 0, `the victim's IP accounting never saw both attacker subnets (${f.maxSubnet1}, ${f.maxSubnet2})`)
+    .claim('subnet-limit', f.maxSubnet1 <= size.tableIpLimit && f.maxSubnet2 <= size.tableIpLimit, 'a subnet went over tableIpLimit')
+    .claim('attacker-source', f.attackerConnectionsFromSubnets > 0 && f.attackerConnectionsElsewhere === 0, `attacker connections came from elsewhere than their subnets (${f.attackerConnectionsElsewhere})`)
+    .claim('random-read', f.maxAttackersInRandomRead <= f.bound, `readRandomNodes handed out ${f.maxAttackersInRandomRead} attackers at once > ${f.bound}`)
+    .claim('auto-dial', f.autoDialedAttackers <= f.bound, `the dialer dialed ${f.autoDialedAttackers} attackers > ${f.bound}`)
+    .claim('attack-happened', f.nodesAnswersToVictim > 0, 'the victim never took an attacker NODES answer: no attack happened')
+    .claim('honest-found', f.honestFound === f.lookupsTried, `lookups found ${f.honestFound} of ${f.lookupsTried} honest nodes, missed ${f.firstMiss}`)
+    .claim('bounds', f.violations === 0, `table bounds broken: ${f.firstViolation}`)
+    .claim('rejections', f.rejections === 0, `${f.rejections} unhandled rejections`)
+    .failed
+}
+
+/** Eclipse by many identities in two /24s. */
+export const eclipse: Scenario<EclipseSize, EclipseFigures> = {
+  name: 'eclipse',
+  title: 'eclipse by many identities in two /24 subnets',
+  fast: { honest: 8, attackerNodesPerSubnet: 5, identities: 300, attackMs: 6000, requestsPerSecond: 10, lookups: 3, tableIpLimit: 4, bucketIpLimit: 2 },
+  full: { honest: 30, attackerNodesPerSubnet: 12, identities: 1000, attackMs: 30_000, requestsPerSecond: 10, lookups: 29, tableIpLimit: 10, bucketIpLimit: 2 },
+  run: runEclipse,
+  check: checkEclipse
+}
