@@ -1,0 +1,119 @@
+import { publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { kadDiscovery } from '../../../src/index.js'
+import { toPbPeer } from '../../../src/protocol/convert.js'
+import { Message } from '../../../src/protocol/pb/message.js'
+import { distanceCompare, keyOf } from '../../../src/table/key.js'
+import { seededRandom } from '../../../src/table/random.js'
+import { AddResult } from '../../../src/table/types.js'
+import { frame } from '../../protocol/utils.js'
+import { FAST } from '../../utils/network.js'
+import { honestIP, NodeGroup } from '../utils/nodes.js'
+import { tableOf } from '../utils/table.js'
+import { until } from '../utils/watch.js'
+import { sendRequest, serveByHand } from '../utils/wire.js'
+import type { KadDiscovery, KadDiscoveryInit } from '../../../src/index.js'
+import type { Figures } from '../utils/scenario.js'
+
+/**
+ * Bugs in src/ the scenarios found, each as a small deterministic repro that returns its
+ * figures and whether the bug showed. They are not in `npm test` while the bug stands (a
+ * scenario whose claim they break lists it in `knownFailures`); `npm run scenarios --
+ * --findings` runs them. Each is described in docs/RELIABILITY.md, "Known failures".
+ */
+export interface Finding {
+  name: string
+  title: string
+  /** Runs the repro; `bug` is true while the bug stands. */
+  run(): Promise<Figures & { bug: boolean }>
+}
+
+/**
+ * A lookup re-addresses a live table entry with hearsay. The lookup result takes a node
+ * at the addresses of whoever named it first (src/lookup.ts: `result.push(...)` keeps
+ * `info.multiaddrs`), asks it, and when it answers, src/lookups.ts passes those same
+ * addresses to `onAnswer`, which src/discovery.ts turns into `addInboundNode`: a bump that
+ * takes them. The request reached the node over a connection that was already open
+ * (src/protocol/connections.ts `acquire` reuses any open connection, whatever the
+ * addresses), so the answer proves nothing about them. A poisoner that names a live node
+ * at its own address, in a lookup whose seeds leave that node out, moves the entry there.
+ */
+export async function reproAnswerReaddress (): Promise<Figures & { bug: boolean }> {
+  const group = new NodeGroup()
+  try {
+    const random = seededRandom(99)
+    // no revalidation during the repro: the made-up entries must stay while the lookup runs
+    const init: KadDiscoveryInit = { ...FAST, revalidateInterval: 60_000, autoDial: { enabled: false } }
+    const victim = await group.create<{ discovery: KadDiscovery }>({ ip: '127.5.0.1', services: { discovery: kadDiscovery(init) } })
+    const honest = await group.create<{ discovery: KadDiscovery }>({ ip: honestIP(0), services: { discovery: kadDiscovery({ ...init, bootnodes: [victim.getMultiaddrs()[0]!.toString()] }) } })
+    const poisoner = await group.create({ ip: '127.0.1.1' })
+    const bogus = multiaddr('/ip4/127.0.1.3/tcp/1')
+    // the poisoner names the honest node at a bogus address, nothing else
+    await serveByHand(poisoner, (request) => request.type === Message.Type.PING
+      ? frame(Message.encode({ type: Message.Type.PONG, peers: [] }))
+      : frame(Message.encode({ type: Message.Type.NODES, peers: [toPbPeer(honest.peerId, [bogus])] })))
+    const discovery = victim.services.discovery
+    const table = tableOf(discovery)
+    await until(() => table.initDone, 20_000)
+    // the honest node holds a connection to the victim, as any peer in use does
+    const connection = await honest.dial(victim.getMultiaddrs()[0]!)
+    await sendRequest(connection, { type: Message.Type.PING, peers: [] })
+    const poisonerInfo = { id: poisoner.peerId, multiaddrs: [poisoner.getMultiaddrs()[0]!.decapsulateCode(421)] }
+    table.addInboundNode(poisonerInfo)
+    await until(() => discovery.nodes().some(n => n.id.equals(honest.peerId)), 10_000)
+    const before = discovery.nodes().find(n => n.id.equals(honest.peerId))?.multiaddrs.map(String).join(' ') ?? ''
+
+    // a target next to the poisoner and far from the honest node, and 15 made-up entries
+    // closer to it than the honest node: the lookup's seeds leave the honest node out
+    const target = keyOf(poisoner.peerId).slice()
+    target[31] = (target[31] as number) ^ 1
+    let added = 0
+    for (let i = 0; added < 15 && i < 100_000; i++) {
+      const id = peerIdFromPublicKey(publicKeyFromRaw(random.bytes(32)))
+      if (distanceCompare(target, keyOf(id), keyOf(honest.peerId)) < 0 && table.addFoundNode({ id, multiaddrs: [multiaddr(`/ip4/127.99.${added}.1/tcp/1`)] }) === AddResult.Added) {
+        added++
+      }
+    }
+    await discovery.lookup(target)
+    const after = discovery.nodes().find(n => n.id.equals(honest.peerId))?.multiaddrs.map(String).join(' ') ?? ''
+    return { before, after, bug: after.includes('127.0.1.3') }
+  } finally {
+    await group.stop()
+  }
+}
+
+/**
+ * A node with a smaller `bucketSize` than its peers refuses every full NODES answer:
+ * src/protocol/client.ts decodes answers with `maxPeers: this.settings.bucketSize` (its
+ * own k), so a default peer's 16 peers are `invalid.too-many-peers`; src/lookups.ts counts
+ * each as a failed request, and after `maxFindnodeFailures` src/table/table.ts
+ * `dropFailedNode` drops the peer (with `bucketSize` 4 the "keeps ≥ bucketSize / 4"
+ * guard is 1 entry). The node's table empties of live peers.
+ */
+export async function reproSmallBucketSize (): Promise<Figures & { bug: boolean }> {
+  const group = new NodeGroup()
+  try {
+    const init: KadDiscoveryInit = { ...FAST, autoDial: { enabled: false } }
+    const boot = await group.create<{ discovery: KadDiscovery }>({ services: { discovery: kadDiscovery(init) } })
+    const bootnodes = [boot.getMultiaddrs()[0]!.toString()]
+    await group.createMany(20, () => ({ services: { discovery: kadDiscovery({ ...init, bootnodes }) } }))
+    await until(() => boot.services.discovery.size >= 16, 30_000)
+    const small = await group.create<{ discovery: KadDiscovery }>({ services: { discovery: kadDiscovery({ ...init, bootnodes, bucketSize: 4 }) } })
+    await until(() => tableOf(small.services.discovery).initDone, 30_000)
+    for (let i = 0; i < 6; i++) {
+      await small.services.discovery.lookup(seededRandom(i).bytes(32)).catch(() => [])
+    }
+    const stats = (small.services.discovery as unknown as { client: { stats: Record<string, number> } }).client.stats
+    const tooMany = stats['invalid.too-many-peers'] ?? 0
+    return { tooManyPeers: tooMany, answersTaken: stats['received.NODES'] ?? 0, tableSize: small.services.discovery.size, bug: tooMany > 0 }
+  } finally {
+    await group.stop()
+  }
+}
+
+/** Every finding, for the runner. */
+export const FINDINGS: Finding[] = [
+  { name: 'answer-readdress', title: 'a lookup answer re-addresses a live entry with hearsay', run: reproAnswerReaddress },
+  { name: 'small-bucket-size', title: 'a node with bucketSize < 16 refuses default NODES answers and drops its peers', run: reproSmallBucketSize }
+]
