@@ -4,7 +4,7 @@ import { CliError, ExitCode, firstLine } from './errors.js'
 import { connectedPeers, createCliNode, dialableAddrs, stopAll } from './libp2p.js'
 import { elapsed, Progress } from './progress.js'
 import { deadlineSignal, listenForStop, pause } from './signals.js'
-import { spread, summaryLines } from './summary.js'
+import { count, spread, summaryLines } from './summary.js'
 import type { DemoOptions } from './args.js'
 import type { CliNode } from './libp2p.js'
 import type { ProgressStream } from './progress.js'
@@ -140,10 +140,10 @@ async function watch (nodes: CliNode[], target: number, started: number, timeout
     const sizes = nodes.map(n => n.services.discovery.size)
     const peers = nodes.map(connectedPeers)
     if (tables.sample(sizes.map(s => s >= target), now - started)) {
-      progress.log(`every table has held ${target} nodes, ${elapsed(started, now)} after start`)
+      progress.log(`every table has held ${count(target, 'node')}, ${elapsed(started, now)} after start`)
     }
     if (conns.sample(peers.map(c => c >= target), now - started)) {
-      progress.log(`every node has had ${target} connections, ${elapsed(started, now)} after start`)
+      progress.log(`every node has had ${count(target, 'connection')}, ${elapsed(started, now)} after start`)
     }
     const t = spread(sizes)
     const c = spread(peers)

@@ -60,8 +60,8 @@ export function summaryLines (result: DemoResult): { lines: string[], worked: bo
   const lines = [
     `summary: ${options.nodes} nodes on the ${options.transport} transport, joined through one bootnode`,
     `  started       ${options.nodes} nodes in ${seconds(result.startup)}`,
-    `  full tables   ${reached(result.fullTablesAfter, result.watched, `every table held ${target} nodes`, `${sizes.filter(s => s >= target).length}/${sizes.length} tables hold ${target} nodes now`)}`,
-    `  connected     ${reached(result.connectedAfter, result.watched, `every node had ${target} connections`, `${connections.filter(c => c >= target).length}/${connections.length} nodes have ${target} connections now`)}`,
+    `  full tables   ${reached(result.fullTablesAfter, result.watched, `every table held ${count(target, 'node')}`, `${sizes.filter(s => s >= target).length}/${sizes.length} tables hold ${count(target, 'node')} now`)}`,
+    `  connected     ${reached(result.connectedAfter, result.watched, `every node had ${count(target, 'connection')}`, `${connections.filter(c => c >= target).length}/${connections.length} nodes have ${count(target, 'connection')} now`)}`,
     `  tables        min ${tables.min}, median ${tables.median}, max ${tables.max} nodes`,
     `  connections   min ${conns.min}, median ${conns.median}, max ${conns.max} distinct peers`,
     `  lookups       ${lookupLine(result.lookups, options.lookups, target)}`
@@ -100,6 +100,11 @@ function lookupLine (scores: LookupScore[], asked: number, k: number): string {
   const ran = scores.length < asked ? ` (${scores.length} of ${asked} ran in time)` : ''
   return `${answered}/${scores.length} answered${ran}, accuracy ${percent(mean)} of the true ${k} closest ` +
     `(worst ${percent(worst)}), median ${spread(scores.map(s => s.ms)).median} ms`
+}
+
+/** `n` and the word, plural unless `n` is 1: the demo's target is 1 with two nodes. */
+export function count (n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`
 }
 
 function seconds (ms: number): string {
