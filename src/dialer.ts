@@ -1,4 +1,6 @@
+import { setMaxListeners, TimeoutError } from '@libp2p/interface'
 import { DIAL_TAG, DIAL_TAG_TTL, DIAL_TAG_VALUE } from './constants.js'
+import { deadline } from './protocol/deadline.js'
 import type { AutoDialInit } from './init.js'
 import type { AbortOptions, ComponentLogger, Connection, Libp2pEvents, Logger, PeerId, PeerInfo, PeerStore, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
@@ -76,6 +78,8 @@ export class AutoDialer implements Startable {
       return
     }
     this.controller = new AbortController()
+    // every dial, peer store write and wait listens to it
+    setMaxListeners(Infinity, this.controller.signal)
     this.components.events.addEventListener('connection:close', this.onConnectionClose)
     const signal = this.controller.signal
     this.loop = this.run(signal).catch(err => {
@@ -194,9 +198,14 @@ export class AutoDialer implements Startable {
         multiaddrs: peer.multiaddrs,
         tags: { [DIAL_TAG]: { value: DIAL_TAG_VALUE, ttl: DIAL_TAG_TTL } }
       }, { signal })
-      await this.components.connectionManager.openConnection(peer.id, {
-        signal: AbortSignal.any([signal, AbortSignal.timeout(this.init.dialTimeout)])
-      })
+      // a hand-made deadline: on Node 20 an AbortSignal.timeout inside AbortSignal.any can be
+      // collected before it fires (nodejs/node#57736), and the dial would have no bound
+      const limit = deadline(this.init.dialTimeout, () => new TimeoutError(`dial to ${peer.id.toString()} timed out`), signal)
+      try {
+        await this.components.connectionManager.openConnection(peer.id, { signal: limit.signal })
+      } finally {
+        limit.clear()
+      }
       this.stats.connected++
       this.log('connected to %p', peer.id)
     } catch (err: any) {

@@ -229,7 +229,14 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     try {
       yield * randomNodes({
         readRandomNodes: n => this.table.readRandomNodes(n).map(toPeerInfo),
-        randomLookup: async opts => (await this.doLookup(this.random.bytes(KEY_LENGTH), opts)).closest.map(toPeerInfoFromLookup),
+        randomLookup: async opts => {
+          // geth's refreshIfEmpty: a table that emptied (every node died or turned us away)
+          // reloads its seeds and bootnodes instead of staying alone until the next refresh
+          if (this.table.size === 0) {
+            await this.refresh(opts)
+          }
+          return (await this.doLookup(this.random.bytes(KEY_LENGTH), opts)).closest.map(toPeerInfoFromLookup)
+        },
         sleep: async (ms, opts) => { await this.scheduler.sleep(ms, opts) },
         minLookupInterval: MIN_RANDOM_LOOKUP_INTERVAL,
         batchSize: this.init.bucketSize,

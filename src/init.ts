@@ -1,6 +1,6 @@
 import { InvalidParametersError } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
+import { CODE_P2P, multiaddr } from '@multiformats/multiaddr'
 import * as c from './constants.js'
 import type { PeerInfo } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -198,7 +198,7 @@ function resolveAutoDial (init: AutoDialInit): Required<AutoDialInit> {
 
 /**
  * Parses bootnodes: each a multiaddr (string or object) ending in `/p2p/<peer id>`.
- * Addresses of one peer are merged into one entry.
+ * Addresses of one peer are merged into one entry, without their `/p2p/<peer id>`.
  */
 export function parseBootnodes (bootnodes: Array<string | Multiaddr>): PeerInfo[] {
   if (!Array.isArray(bootnodes)) {
@@ -222,11 +222,14 @@ export function parseBootnodes (bootnodes: Array<string | Multiaddr>): PeerInfo[
     } catch {
       throw new InvalidParametersError(`bootnode ${ma.toString()} has an invalid peer id`)
     }
+    // the table keeps addresses without /p2p/<id>, as identify reports them: one form, so
+    // the bootnode is announced once, not again when it answers
+    const address = ma.decapsulateCode(CODE_P2P)
     const known = byPeer.get(id.toString())
     if (known == null) {
-      byPeer.set(id.toString(), { id, multiaddrs: [ma] })
+      byPeer.set(id.toString(), { id, multiaddrs: [address] })
     } else {
-      known.multiaddrs.push(ma)
+      known.multiaddrs.push(address)
     }
   }
   return [...byPeer.values()]

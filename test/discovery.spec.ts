@@ -12,7 +12,7 @@ import { captureComponents, memoryAddress, TestNodes, waitFor } from './utils/li
 import { FAST } from './utils/network.js'
 import type { KadDiscoveryComponents } from '../src/discovery.js'
 import type { KadDiscoveryInit, KadDiscovery as KadDiscoveryService } from '../src/index.js'
-import type { Libp2p, PeerInfo } from '@libp2p/interface'
+import type { Libp2p, PeerId, PeerInfo } from '@libp2p/interface'
 
 describe('KadDiscovery', function () {
   this.timeout(30_000)
@@ -212,6 +212,46 @@ describe('KadDiscovery', function () {
         }
       }
       assert.equal(new Set(seen).size, 3)
+    })
+
+    it('reloads its seeds and bootnodes when its table empties, instead of staying alone', async () => {
+      const boot = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
+      const node = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false }, bootnodes: [boot.getMultiaddrs()[0]!] }) } })
+      await node.services.discovery.refresh()
+      // everyone it knew turned it away: the table is empty
+      const table = (node.services.discovery as unknown as { table: { delete(id: PeerId): boolean } }).table
+      for (const peer of node.services.discovery.nodes()) {
+        table.delete(peer.id)
+      }
+      assert.equal(node.services.discovery.size, 0)
+      const controller = new AbortController()
+      for await (const peer of node.services.discovery.randomNodes({ signal: controller.signal })) {
+        assert.ok(peer.id.equals(boot.peerId))
+        break
+      }
+      assert.ok(node.services.discovery.size >= 1)
+    })
+
+    it('announces a bootnode once, though its configured address carries /p2p/', async () => {
+      const boot = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
+      const { service } = {
+        service: new KadDiscovery((await nodes.create({ services: { capture: captureComponents() } })).services.capture.components as unknown as KadDiscoveryComponents, {
+          ...FAST, autoDial: { enabled: false }, bootnodes: [boot.getMultiaddrs()[0]!]
+        })
+      }
+      services.push(service)
+      let events = 0
+      service.addEventListener('peer', evt => {
+        if (evt.detail.id.equals(boot.peerId)) {
+          events++
+        }
+      })
+      await service.start()
+      await service.afterStart()
+      await service.refresh()
+      await delay(300)
+      assert.equal(events, 1)
+      assert.ok(service.nodes().every(n => n.multiaddrs.every(ma => !ma.toString().includes('/p2p/'))))
     })
 
     it('ends randomNodes() quietly when the service stops', async () => {

@@ -60,11 +60,11 @@ describe('init', () => {
   }
 
   describe('parseBootnodes', () => {
-    it('takes strings and Multiaddrs and merges addresses of one peer', () => {
+    it('takes strings and Multiaddrs, merges addresses of one peer, and drops their /p2p/ suffix', () => {
       const peers = parseBootnodes([`/ip4/1.2.3.4/tcp/1/p2p/${PEER}`, multiaddr(`/ip4/5.6.7.8/tcp/2/p2p/${PEER}`)])
       assert.equal(peers.length, 1)
       assert.equal(peers[0]!.id.toString(), PEER)
-      assert.deepEqual(peers[0]!.multiaddrs.map(m => m.toString()), [`/ip4/1.2.3.4/tcp/1/p2p/${PEER}`, `/ip4/5.6.7.8/tcp/2/p2p/${PEER}`])
+      assert.deepEqual(peers[0]!.multiaddrs.map(m => m.toString()), ['/ip4/1.2.3.4/tcp/1', '/ip4/5.6.7.8/tcp/2'])
     })
   })
 })
