@@ -104,7 +104,10 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       log: this.log,
       now: this.now,
       running: () => this.running,
-      onAnswer: node => { this.contact(node) }
+      // the request may have gone over a connection that was already open, so an answer
+      // proves the node alive but not the addresses the lookup heard of: an entry keeps its
+      // own (else hearsay could re-address a live node)
+      onAnswer: node => { this.contact({ id: node.id, multiaddrs: this.table.getNode(node.id)?.addrs ?? node.multiaddrs }) }
     })
     if (this.init.autoDial.enabled) {
       this.dialer = new AutoDialer(components, {

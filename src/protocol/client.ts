@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events'
 import { AbortError, InvalidParametersError, isPeerId, NotStartedError, StreamResetError, TimeoutError } from '@libp2p/interface'
 import { pbStream } from '@libp2p/utils'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
-import { KEY_LENGTH } from '../constants.js'
+import { BUCKET_SIZE, KEY_LENGTH } from '../constants.js'
 import { RequestConnections } from './connections.js'
 import { checkResponse, fromPbPeer, invalidMessage, isOversized, messageCodec, reasonOf } from './convert.js'
 import { Counters } from './counters.js'
@@ -197,7 +197,9 @@ export class ProtocolClient implements Startable {
       const pb = pbStream(stream, { maxDataLength, maxBufferSize: maxDataLength + 8 })
       this.log.trace('sending %s to %p', request.type, peer)
       await pb.write(request, Message, { signal })
-      const response = await pb.read(messageCodec({ maxPeers: this.settings.bucketSize }), { signal })
+      // peers may run another k: accept up to the larger of ours and the default, so a node
+      // with a small bucketSize does not refuse every full answer of a default peer
+      const response = await pb.read(messageCodec({ maxPeers: Math.max(this.settings.bucketSize, BUCKET_SIZE) }), { signal })
       checkResponse(request.type, response)
       const result = parse(response, lease.connection.remoteAddr)
       this.counters.increment(`received.${response.type}`)
