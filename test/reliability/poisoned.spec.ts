@@ -1,4 +1,4 @@
 import { poisoned } from './scenarios/poisoned.js'
 import { scenarioSpec } from './utils/spec.js'
 
-scenarioSpec(poisoned, 'never pushes out a live entry or takes in itself or an invalid address (re-addressing: a known failure, see findings.ts)')
+scenarioSpec(poisoned, 'never re-addresses an entry, pushes out a live one, or takes in itself or an invalid address')

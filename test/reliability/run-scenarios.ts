@@ -15,7 +15,7 @@ const args = process.argv.slice(2)
 if (args.includes('--findings')) {
   for (const finding of FINDINGS) {
     const figures = await finding.run()
-    console.log(`## ${finding.name}: ${finding.title}\n  ${figures.bug ? 'BUG PRESENT' : 'fixed'}: ${JSON.stringify(figures)}`)
+    console.log(`## ${finding.name} (${finding.status}): ${finding.title}\n  ${figures.bug ? 'BUG PRESENT' : 'no bug'}: ${JSON.stringify(figures)}`)
   }
   process.exit(0)
 }

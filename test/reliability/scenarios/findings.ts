@@ -18,13 +18,16 @@ import type { Figures } from '../utils/scenario.js'
 
 /**
  * Bugs in src/ the scenarios found, each as a small deterministic repro that returns its
- * figures and whether the bug showed. They are not in `npm test` while the bug stands (a
- * scenario whose claim they break lists it in `knownFailures`); `npm run scenarios --
- * --findings` runs them. Each is described in docs/RELIABILITY.md, "Known failures".
+ * figures and whether the bug showed. Once fixed, a repro is a regression test in
+ * `npm test` (findings.spec.ts); while the bug stands it is not (a scenario whose claim it
+ * breaks lists it in `knownFailures`), and `npm run scenarios -- --findings` runs it.
+ * Each is described in docs/RELIABILITY.md, "Findings".
  */
 export interface Finding {
   name: string
   title: string
+  /** `fixed`: src/ has the fix and the spec holds it to it; `open`: the bug stands. */
+  status: 'fixed' | 'open'
   /** Runs the repro; `bug` is true while the bug stands. */
   run(): Promise<Figures & { bug: boolean }>
 }
@@ -112,8 +115,44 @@ export async function reproSmallBucketSize (): Promise<Figures & { bug: boolean 
   }
 }
 
-/** Every finding, for the runner. */
+/**
+ * A node the table does not hold enters at hearsay addresses when it answers. The fix of
+ * `reproAnswerReaddress` keeps an entry's own addresses, but a node without an entry is
+ * still added (src/discovery.ts `onAnswer` → `contact` → `addInboundNode`) at the
+ * addresses the lookup heard of first, though the answer came over a connection that was
+ * already open and proves nothing about them. The entry then passes revalidation over the
+ * same connection, and the node hands it out in its NODES answers: a poisoner can make it
+ * advertise anyone at an address of the poisoner's choosing.
+ */
+export async function reproAnswerAddsAtHearsay (): Promise<Figures & { bug: boolean }> {
+  const group = new NodeGroup()
+  try {
+    const init: KadDiscoveryInit = { ...FAST, revalidateInterval: 60_000, autoDial: { enabled: false } }
+    const victim = await group.create<{ discovery: KadDiscovery }>({ ip: '127.5.0.1', services: { discovery: kadDiscovery(init) } })
+    // a discovery node that holds a connection to the victim but never sent it a request
+    const honest = await group.create<{ discovery: KadDiscovery }>({ ip: honestIP(0), services: { discovery: kadDiscovery(init) } })
+    const poisoner = await group.create({ ip: '127.0.1.1' })
+    const bogus = multiaddr('/ip4/127.0.1.3/tcp/1')
+    await serveByHand(poisoner, (request) => request.type === Message.Type.PING
+      ? frame(Message.encode({ type: Message.Type.PONG, peers: [] }))
+      : frame(Message.encode({ type: Message.Type.NODES, peers: [toPbPeer(honest.peerId, [bogus])] })))
+    const discovery = victim.services.discovery
+    const table = tableOf(discovery)
+    await until(() => table.initDone, 20_000)
+    await honest.dial(victim.getMultiaddrs()[0]!)
+    table.addInboundNode({ id: poisoner.peerId, multiaddrs: [poisoner.getMultiaddrs()[0]!.decapsulateCode(421)] })
+    const before = discovery.nodes().some(n => n.id.equals(honest.peerId))
+    await discovery.lookup(keyOf(poisoner.peerId))
+    const after = discovery.nodes().find(n => n.id.equals(honest.peerId))?.multiaddrs.map(String).join(' ') ?? ''
+    return { inTableBefore: before, after, bug: after.includes('127.0.1.3') }
+  } finally {
+    await group.stop()
+  }
+}
+
+/** Every finding, for the runner and findings.spec.ts. */
 export const FINDINGS: Finding[] = [
-  { name: 'answer-readdress', title: 'a lookup answer re-addresses a live entry with hearsay', run: reproAnswerReaddress },
-  { name: 'small-bucket-size', title: 'a node with bucketSize < 16 refuses default NODES answers and drops its peers', run: reproSmallBucketSize }
+  { name: 'answer-readdress', title: 'a lookup answer re-addresses a live entry with hearsay', status: 'fixed', run: reproAnswerReaddress },
+  { name: 'small-bucket-size', title: 'a node with bucketSize < 16 refuses default NODES answers and drops its peers', status: 'fixed', run: reproSmallBucketSize },
+  { name: 'answer-adds-at-hearsay', title: 'a node not in the table enters at hearsay addresses when it answers over an open connection', status: 'open', run: reproAnswerAddsAtHearsay }
 ]

@@ -363,7 +363,5 @@ export const poisoned: Scenario<PoisonedSize, PoisonedFigures> = {
   fast: { honest: 6, lookups: 16 },
   full: { honest: 16, lookups: 400 },
   run: runPoisoned,
-  check: checkPoisoned,
-  // a lookup answer re-addresses a live entry with hearsay: findings.ts `reproAnswerReaddress`
-  knownFailures: ['readdress']
+  check: checkPoisoned
 }
