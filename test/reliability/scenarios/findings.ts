@@ -14,6 +14,8 @@ import { tableOf } from '../utils/table.js'
 import { until } from '../utils/watch.js'
 import { sendRequest, serveByHand } from '../utils/wire.js'
 import type { KadDiscovery, KadDiscoveryInit } from '../../../src/index.js'
+import type { Table } from '../../../src/table/table.js'
+import type { TestNode } from '../../utils/libp2p.js'
 import type { Figures } from '../utils/scenario.js'
 
 /**
@@ -32,6 +34,48 @@ export interface Finding {
   run(): Promise<Figures & { bug: boolean }>
 }
 
+interface HearsaySetup {
+  victim: TestNode<{ discovery: KadDiscovery }>
+  honest: TestNode<{ discovery: KadDiscovery }>
+  poisoner: TestNode
+  table: Table
+}
+
+/**
+ * A victim, an honest node holding a connection to it (and, with `inTable`, in its table
+ * after one valid request), and a poisoner in its table that answers every FIND_NODE with
+ * the honest node at 127.0.1.3/tcp/1, nothing else. No revalidation runs meanwhile.
+ */
+async function hearsaySetup (group: NodeGroup, inTable: boolean): Promise<HearsaySetup> {
+  const init: KadDiscoveryInit = { ...FAST, revalidateInterval: 60_000, autoDial: { enabled: false } }
+  const victim = await group.create<{ discovery: KadDiscovery }>({ ip: '127.5.0.1', services: { discovery: kadDiscovery(init) } })
+  const honest = await group.create<{ discovery: KadDiscovery }>({ ip: honestIP(0), services: { discovery: kadDiscovery(init) } })
+  // it knows one node, so its answers are not empty (an empty one counts as a failure)
+  tableOf(honest.services.discovery).addFoundNode({ id: peerIdFromPublicKey(publicKeyFromRaw(seededRandom(98).bytes(32))), multiaddrs: [multiaddr('/ip4/127.98.0.1/tcp/1')] })
+  const poisoner = await group.create({ ip: '127.0.1.1' })
+  await serveByHand(poisoner, (request) => request.type === Message.Type.PING
+    ? frame(Message.encode({ type: Message.Type.PONG, peers: [] }))
+    : frame(Message.encode({ type: Message.Type.NODES, peers: [toPbPeer(honest.peerId, [BOGUS])] })))
+  const table = tableOf(victim.services.discovery)
+  await until(() => table.initDone, 20_000)
+  // the honest node holds a connection to the victim, as any peer in use does
+  const connection = await honest.dial(victim.getMultiaddrs()[0]!)
+  if (inTable) {
+    await sendRequest(connection, { type: Message.Type.PING, peers: [] })
+    await until(() => table.getNode(honest.peerId) != null, 10_000)
+  }
+  table.addInboundNode({ id: poisoner.peerId, multiaddrs: [poisoner.getMultiaddrs()[0]!.decapsulateCode(421)] })
+  return { victim, honest, poisoner, table }
+}
+
+/** Where the poisoner says the honest node is. */
+const BOGUS = multiaddr('/ip4/127.0.1.3/tcp/1')
+
+/** The honest node's addresses in the victim's table, or '' when it holds none. */
+function addressesOf ({ victim, honest }: HearsaySetup): string {
+  return victim.services.discovery.nodes().find(n => n.id.equals(honest.peerId))?.multiaddrs.map(String).join(' ') ?? ''
+}
+
 /**
  * A lookup re-addresses a live table entry with hearsay. The lookup result takes a node
  * at the addresses of whoever named it first (src/lookup.ts: `result.push(...)` keeps
@@ -45,30 +89,12 @@ export interface Finding {
 export async function reproAnswerReaddress (): Promise<Figures & { bug: boolean }> {
   const group = new NodeGroup()
   try {
-    const random = seededRandom(99)
-    // no revalidation during the repro: the made-up entries must stay while the lookup runs
-    const init: KadDiscoveryInit = { ...FAST, revalidateInterval: 60_000, autoDial: { enabled: false } }
-    const victim = await group.create<{ discovery: KadDiscovery }>({ ip: '127.5.0.1', services: { discovery: kadDiscovery(init) } })
-    const honest = await group.create<{ discovery: KadDiscovery }>({ ip: honestIP(0), services: { discovery: kadDiscovery({ ...init, bootnodes: [victim.getMultiaddrs()[0]!.toString()] }) } })
-    const poisoner = await group.create({ ip: '127.0.1.1' })
-    const bogus = multiaddr('/ip4/127.0.1.3/tcp/1')
-    // the poisoner names the honest node at a bogus address, nothing else
-    await serveByHand(poisoner, (request) => request.type === Message.Type.PING
-      ? frame(Message.encode({ type: Message.Type.PONG, peers: [] }))
-      : frame(Message.encode({ type: Message.Type.NODES, peers: [toPbPeer(honest.peerId, [bogus])] })))
-    const discovery = victim.services.discovery
-    const table = tableOf(discovery)
-    await until(() => table.initDone, 20_000)
-    // the honest node holds a connection to the victim, as any peer in use does
-    const connection = await honest.dial(victim.getMultiaddrs()[0]!)
-    await sendRequest(connection, { type: Message.Type.PING, peers: [] })
-    const poisonerInfo = { id: poisoner.peerId, multiaddrs: [poisoner.getMultiaddrs()[0]!.decapsulateCode(421)] }
-    table.addInboundNode(poisonerInfo)
-    await until(() => discovery.nodes().some(n => n.id.equals(honest.peerId)), 10_000)
-    const before = discovery.nodes().find(n => n.id.equals(honest.peerId))?.multiaddrs.map(String).join(' ') ?? ''
-
+    const setup = await hearsaySetup(group, true)
+    const { victim, honest, poisoner, table } = setup
+    const before = addressesOf(setup)
     // a target next to the poisoner and far from the honest node, and 15 made-up entries
     // closer to it than the honest node: the lookup's seeds leave the honest node out
+    const random = seededRandom(99)
     const target = keyOf(poisoner.peerId).slice()
     target[31] = (target[31] as number) ^ 1
     let added = 0
@@ -78,8 +104,8 @@ export async function reproAnswerReaddress (): Promise<Figures & { bug: boolean 
         added++
       }
     }
-    await discovery.lookup(target)
-    const after = discovery.nodes().find(n => n.id.equals(honest.peerId))?.multiaddrs.map(String).join(' ') ?? ''
+    await victim.services.discovery.lookup(target)
+    const after = addressesOf(setup)
     return { before, after, bug: after.includes('127.0.1.3') }
   } finally {
     await group.stop()
@@ -127,24 +153,11 @@ export async function reproSmallBucketSize (): Promise<Figures & { bug: boolean 
 export async function reproAnswerAddsAtHearsay (): Promise<Figures & { bug: boolean }> {
   const group = new NodeGroup()
   try {
-    const init: KadDiscoveryInit = { ...FAST, revalidateInterval: 60_000, autoDial: { enabled: false } }
-    const victim = await group.create<{ discovery: KadDiscovery }>({ ip: '127.5.0.1', services: { discovery: kadDiscovery(init) } })
-    // a discovery node that holds a connection to the victim but never sent it a request
-    const honest = await group.create<{ discovery: KadDiscovery }>({ ip: honestIP(0), services: { discovery: kadDiscovery(init) } })
-    const poisoner = await group.create({ ip: '127.0.1.1' })
-    const bogus = multiaddr('/ip4/127.0.1.3/tcp/1')
-    await serveByHand(poisoner, (request) => request.type === Message.Type.PING
-      ? frame(Message.encode({ type: Message.Type.PONG, peers: [] }))
-      : frame(Message.encode({ type: Message.Type.NODES, peers: [toPbPeer(honest.peerId, [bogus])] })))
-    const discovery = victim.services.discovery
-    const table = tableOf(discovery)
-    await until(() => table.initDone, 20_000)
-    await honest.dial(victim.getMultiaddrs()[0]!)
-    table.addInboundNode({ id: poisoner.peerId, multiaddrs: [poisoner.getMultiaddrs()[0]!.decapsulateCode(421)] })
-    const before = discovery.nodes().some(n => n.id.equals(honest.peerId))
-    await discovery.lookup(keyOf(poisoner.peerId))
-    const after = discovery.nodes().find(n => n.id.equals(honest.peerId))?.multiaddrs.map(String).join(' ') ?? ''
-    return { inTableBefore: before, after, bug: after.includes('127.0.1.3') }
+    const setup = await hearsaySetup(group, false)
+    const inTableBefore = addressesOf(setup) !== ''
+    await setup.victim.services.discovery.lookup(keyOf(setup.poisoner.peerId))
+    const after = addressesOf(setup)
+    return { inTableBefore, after, bug: after.includes('127.0.1.3') }
   } finally {
     await group.stop()
   }
