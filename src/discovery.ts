@@ -105,9 +105,15 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       now: this.now,
       running: () => this.running,
       // the request may have gone over a connection that was already open, so an answer
-      // proves the node alive but not the addresses the lookup heard of: an entry keeps its
-      // own (else hearsay could re-address a live node)
-      onAnswer: node => { this.contact({ id: node.id, multiaddrs: this.table.getNode(node.id)?.addrs ?? node.multiaddrs }) }
+      // proves the node alive but not the addresses the lookup heard of: an entry is bumped
+      // with its own addresses, and a node not in the table stays what the lookup made it
+      // (a found node), never an inbound one at hearsay addresses
+      onAnswer: node => {
+        const entry = this.table.getNode(node.id)
+        if (entry != null) {
+          this.contact({ id: entry.id, multiaddrs: entry.addrs })
+        }
+      }
     })
     if (this.init.autoDial.enabled) {
       this.dialer = new AutoDialer(components, {
