@@ -86,7 +86,10 @@ function uptime (): string {
   }
 }
 
-/** The commit measured, and whether src/ differed from it (others work in the same tree). */
+/**
+ * HEAD and whether src/ differed from it (others work in the same tree), read when the run
+ * starts; dist/ is whatever was last built from that tree.
+ */
 function revision (): { commit: string, srcModified: boolean } {
   try {
     const commit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8' }).trim()
@@ -119,6 +122,8 @@ export async function run (): Promise<void> {
   const loadBefore = uptime()
   console.log(`machine: ${loadBefore}`)
   const started = Date.now()
+  // the code measured is what was loaded now, not what the tree holds at the end
+  const measured = revision()
   if (process.env.COMPARE_WARMUP !== '0') {
     const ids = await identities(WARMUP_SIZE)
     for (const system of order()) {
@@ -134,7 +139,7 @@ export async function run (): Promise<void> {
       date: new Date().toISOString(),
       complete,
       node: process.version,
-      revision: revision(),
+      revision: measured,
       cpus: cpus().length,
       uptimeBefore: loadBefore,
       uptimeAfter: uptime(),

@@ -84,7 +84,10 @@ export interface SystemFigures {
   lookups: {
     count: number
     failed: number
+    /** Mean over every planned lookup; a failed or unrun lookup counts 0. */
     accuracy: number
+    /** Mean over the lookups that returned. */
+    accuracyCompleted: number
     ms: { median: number, p95: number, mean: number }
     messages: { median: number, p95: number, mean: number }
     each: LookupFigures[]
@@ -272,6 +275,7 @@ export async function runSystem (system: System, options: RunOptions): Promise<S
       failed: each.length - ok.length,
       // failed lookups count as accuracy 0
       accuracy: mean(each.map(l => l.accuracy)),
+      accuracyCompleted: mean(ok.map(l => l.accuracy)),
       ms: { median: percentile(ok.map(l => l.ms), 0.5), p95: percentile(ok.map(l => l.ms), 0.95), mean: mean(ok.map(l => l.ms)) },
       messages: { median: percentile(ok.map(l => l.messages), 0.5), p95: percentile(ok.map(l => l.messages), 0.95), mean: mean(ok.map(l => l.messages)) },
       each
