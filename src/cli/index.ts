@@ -82,4 +82,18 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   }
 })
 
+// libp2p's muxer can throw from a microtask when a connection closes under a stream's
+// window update (yamux `sendWindowUpdate` on a closed stream: StreamStateError). That is a
+// race inside libp2p, not a fault of the command: it is logged under DEBUG and ignored;
+// any other uncaught error is reported as one line and fails the command
+process.on('uncaughtException', (err: Error) => {
+  if (err?.name === 'StreamStateError') {
+    if (process.env.DEBUG != null) {
+      process.stderr.write(`kad-discovery: ignored a libp2p stream race - ${err.message}\n`)
+    }
+    return
+  }
+  exit(report(err))
+})
+
 main(process.argv.slice(2)).then(exit, err => { exit(report(err)) })
