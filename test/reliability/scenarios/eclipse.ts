@@ -235,18 +235,29 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
 
     // honest nodes must still be found, with the attackers still answering every lookup
     const tried = honest.slice(1, 1 + size.lookups)
+    const honestIds = new Set(honest.map(h => h.peerId.toString()))
     let honestFound = 0
     let firstMiss = ''
+    const clientStats = (d: KadDiscovery): Record<string, number> => ({ ...(d as unknown as { client: { stats: Record<string, number> } }).client.stats })
+    const serverStats = (d: KadDiscovery): Record<string, number> => ({ ...(d as unknown as { server: { stats: Record<string, number> } }).server.stats })
     for (const h of tried) {
+      const client = clientStats(discovery)
+      const server = serverStats(h.services.discovery)
       const found = await discovery.lookup(h.peerId, { signal: AbortSignal.timeout(30_000) }).catch(() => [])
       if (found.some(p => p.id.equals(h.peerId))) {
         honestFound++
       } else if (firstMiss === '') {
-        firstMiss = `${h.peerId.toString()} (in the table: ${String(discovery.nodes().some(n => n.id.equals(h.peerId)))}, ${found.length} found)`
+        // what the lookup found instead, what the victim's requests and the missed node's
+        // server did meanwhile, and whether its nearest honest neighbours knew it
+        const key = keyOf(h.peerId)
+        const near = honest.filter(n => !n.peerId.equals(h.peerId)).sort((a, b) => distanceCompare(key, keyOf(a.peerId), keyOf(b.peerId))).slice(0, 3)
+        firstMiss = `${h.peerId.toString()} (in the table: ${String(discovery.nodes().some(n => n.id.equals(h.peerId)))}; ` +
+          `found ${found.filter(p => honestIds.has(p.id.toString())).length} honest, ${found.filter(p => attackerIds.has(p.id.toString())).length} attackers; ` +
+          `its 3 nearest honest nodes know it: ${near.map(n => String(n.services.discovery.nodes().some(e => e.id.equals(h.peerId)))).join(' ')}; ` +
+          `victim client ${changed(client, clientStats(discovery))}; its server ${changed(server, serverStats(h.services.discovery))})`
       }
     }
     log(`${honestFound} of ${tried.length} honest nodes found by lookup`)
-    const honestIds = new Set(honest.map(h => h.peerId.toString()))
     const tagged = (await target.peerStore.all()).filter(p => p.tags.has(DIAL_TAG))
     const figures: EclipseFigures = {
       identities: pool.length,
@@ -286,6 +297,11 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
 
 function identity (id: PeerId, addr: Multiaddr): Identity {
   return { id, key: keyOf(id), pb: toPbPeer(id, [addr]) }
+}
+
+/** The counters that moved from `before` to `after`, as `name +n` pairs. */
+function changed (before: Record<string, number>, after: Record<string, number>): string {
+  return Object.entries(after).filter(([k, v]) => v !== (before[k] ?? 0)).map(([k, v]) => `${k} +${v - (before[k] ?? 0)}`).join(', ')
 }
 
 function round (x: number): number {

@@ -41,11 +41,16 @@ export interface FloodFigures extends Aftermath {
   probeTimeoutMs: number
   probeMaxMs: number
   heapPeakGrowthMiB: number
+  oldSpaceLimitMiB: number
   rejections: number
 }
 
-/** How much the heap may grow at its peak: a bound, not a target. */
-export const PEAK_BOUND = 64 * 1024 * 1024
+/**
+ * The victim's old-space limit, MiB: some three times its baseline heap. `heapUsed` peaks
+ * high with garbage V8 has not yet collected; under this limit V8 must collect it, and a
+ * heap the flood made grow without bound would end the process out of memory.
+ */
+export const OLD_SPACE_LIMIT_MIB = 48
 /** Requests of the warm-up, one at a time per flooder. */
 const WARMUP = 100
 
@@ -54,8 +59,9 @@ const WARMUP = 100
  * valid requests (FIND_NODE and PING) in one burst from `flooders` peers, each at its own
  * loopback address with `concurrency` requests in flight. Meanwhile honest peers probe it
  * with one request every 100 ms. No flooder may get more answers than its token bucket
- * allows, every probe must be answered within the request timeout, the heap's peak is
- * reported and bounded, and afterwards nothing is left behind.
+ * allows, every probe must be answered within the request timeout, the heap stays bounded
+ * (the victim runs, and must survive, under an old-space limit of `OLD_SPACE_LIMIT_MIB`;
+ * its peak is reported), and afterwards nothing is left behind.
  */
 export async function runFlood (size: FloodSize, log: (line: string) => void = quiet): Promise<FloodFigures> {
   const group = new NodeGroup()
@@ -65,7 +71,7 @@ export async function runFlood (size: FloodSize, log: (line: string) => void = q
   // BOUNDED: `probers` loops
   const probes: Array<Promise<void>> = []
   try {
-    const started = await startChildVictim(group, 3)
+    const started = await startChildVictim(group, 3, { maxOldSpaceMiB: OLD_SPACE_LIMIT_MIB })
     victim = started.victim
     const victimAddr = multiaddr(victim.addrs[0]!)
     const flooders = await group.createMany(size.flooders, i => ({ ip: `127.0.3.${i + 1}` }))
@@ -129,6 +135,7 @@ export async function runFlood (size: FloodSize, log: (line: string) => void = q
       probeTimeoutMs: timeout,
       probeMaxMs,
       heapPeakGrowthMiB: mib(after.heapPeak - baseline),
+      oldSpaceLimitMiB: OLD_SPACE_LIMIT_MIB,
       ...left,
       rejections: watch.rejections.length
     }
@@ -175,7 +182,6 @@ export function checkFlood (f: FloodFigures): string[] {
     .claim('flood-happened', f.rateLimitedPeer > 0, 'the per-peer limit never refused anything: no flood happened')
     .claim('all-ended', f.floodAnswered + f.floodRefused === f.requests, `only ${f.floodAnswered + f.floodRefused} of ${f.requests} requests ended`)
     .claim('honest-answered', f.probesAnswered === f.probes, `${f.probes - f.probesAnswered} of ${f.probes} honest probes not answered within ${f.probeTimeoutMs} ms`)
-    .claim('heap-peak', f.heapPeakGrowthMiB * 1024 * 1024 <= PEAK_BOUND, `the heap peaked ${f.heapPeakGrowthMiB} MiB over its baseline > ${PEAK_BOUND / 1024 / 1024} MiB`)
     .claim('rejections', f.rejections === 0, `${f.rejections} unhandled rejections here`)
   return aftermathClaims(claims, f).failed
 }

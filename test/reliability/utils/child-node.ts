@@ -17,7 +17,7 @@ import { cryptoRandom, seededRandom } from '../../../src/table/random.js'
 import { fakePeerId, tcpAddr } from '../../utils/peers.js'
 import { scenarioNode } from './nodes.js'
 import { tableContents, tableViolations } from './table.js'
-import { collectGarbage } from './watch.js'
+import { collectGarbage, settledHeap } from './watch.js'
 import type { ChildConfig, ChildReply, ChildRequest, ChildStats } from './child.js'
 import type { KadDiscovery, KadDiscoveryInit } from '../../../src/index.js'
 import type { ProtocolClient } from '../../../src/protocol/client.js'
@@ -105,12 +105,8 @@ async function handle (message: ChildRequest, node: Libp2p, discovery: KadDiscov
   switch (message.cmd) {
     case 'stats':
       return stats(node, discovery, internals, init, writes())
-    case 'gc': {
-      collectGarbage()
-      await new Promise(resolve => setImmediate(resolve))
-      collectGarbage()
-      return process.memoryUsage().heapUsed
-    }
+    case 'gc':
+      return settledHeap()
     case 'heapSnapshot':
       // for diagnosing a heap that does not settle: `arg` is where the snapshot goes
       collectGarbage()
@@ -146,6 +142,7 @@ function stats (node: Libp2p, discovery: KadDiscovery, internals: Internals, ini
     client: { ...internals.client.stats },
     requestConnections: internals.client.requestConnections,
     connections: connections.length,
+    closeListeners: Math.max(0, ...connections.map(c => (c as unknown as { listenerCount(type: string): number }).listenerCount('close'))),
     streams: connections.reduce((n, c) => n + c.streams.filter(s => s.protocol === (init.protocol ?? PROTOCOL)).length, 0),
     db: { ...internals.db.stats },
     rejections,

@@ -16,6 +16,11 @@ export interface ChildConfig {
   datastorePath?: string
   /** Lifts the server's rate limits, so every frame reaches the decoder. */
   liftRateLimit?: boolean
+  /**
+   * V8's old-space limit for the child, MiB (`--max-old-space-size`): a heap that grew
+   * without bound would end the process with an out-of-memory error.
+   */
+  maxOldSpaceMiB?: number
   /** Writes batches of `batch` records over `pool` made-up nodes without pause, every `tornEvery`-th cut short. */
   writeLoop?: { batch: number, pool: number, tornEvery: number }
 }
@@ -51,6 +56,8 @@ export interface ChildStats {
   client: Record<string, number>
   requestConnections: number
   connections: number
+  /** The most `close` listeners any one connection holds: what a long-lived connection accumulates. */
+  closeListeners: number
   /** Open streams of the discovery protocol over all its connections. */
   streams: number
   db: NodeDBStats
@@ -111,7 +118,8 @@ export class ChildNode {
 
   /** Starts the child and waits (at most `ms`) until its node runs. */
   static async start (config: ChildConfig, ms = 30_000): Promise<ChildNode> {
-    const child = fork(SCRIPT, [JSON.stringify(config)], { execArgv: ['--expose-gc'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+    const execArgv = ['--expose-gc', ...(config.maxOldSpaceMiB != null ? [`--max-old-space-size=${config.maxOldSpaceMiB}`] : [])]
+    const child = fork(SCRIPT, [JSON.stringify(config)], { execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
     // BOUNDED: the last 20 lines
     const stderr: string[] = []
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -166,7 +174,7 @@ export class ChildNode {
     return this.call<ChildStats>('stats')
   }
 
-  /** The heap after two full collections in the child. */
+  /** The child's heap objects after two full collections (`settledHeap`: compiled code left out). */
   async settledHeap (): Promise<number> {
     return this.call<number>('gc')
   }

@@ -64,9 +64,11 @@ const SETTLE_MS = 15_000
 
 /** What a run left in the victim: its heap and whatever it still holds. */
 export interface Aftermath extends Record<string, number | string | boolean> {
+  /** The heap's objects before the run, settled (`settledHeap`: compiled code left out). */
   heapBaselineMiB: number
-  /** The largest heap sampled (every 10 ms) during the run. */
+  /** The largest `heapUsed` sampled (every 10 ms) during the run: garbage not yet collected included. */
   heapPeakMiB: number
+  /** The heap's objects after the run, settled. */
   heapAfterMiB: number
   heapGrowthKiB: number
   /** How long after the run the heap took to come back within the margin (bounded). */
@@ -81,8 +83,20 @@ export interface Aftermath extends Record<string, number | string | boolean> {
 /** The victim's settled heap before a run, its peak reset: pass it to `aftermath`. */
 export async function heapBaseline (victim: ChildNode): Promise<number> {
   const baseline = await victim.settledHeap()
+  await snapshot(victim, 'before')
   await victim.call('resetPeak')
   return baseline
+}
+
+/**
+ * With `KAD_SCENARIO_SNAPSHOTS=<folder>` set, writes the victim's heap snapshot there
+ * (`<pid>-before` and `<pid>-after`), to find what a heap that does not settle holds.
+ */
+async function snapshot (victim: ChildNode, when: string): Promise<void> {
+  const folder = process.env.KAD_SCENARIO_SNAPSHOTS
+  if (folder != null) {
+    await victim.call('heapSnapshot', `${folder}/${String(victim.process.pid)}-${when}.heapsnapshot`)
+  }
 }
 
 /**
@@ -101,6 +115,7 @@ export async function aftermath (victim: ChildNode, baseline: number): Promise<{
     await sleep(1000)
     heap = await victim.settledHeap()
   }
+  await snapshot(victim, 'after')
   return {
     stats,
     figures: {
