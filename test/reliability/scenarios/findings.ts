@@ -9,11 +9,12 @@ import { seededRandom } from '../../../src/table/random.js'
 import { AddResult } from '../../../src/table/types.js'
 import { frame } from '../../protocol/utils.js'
 import { FAST } from '../../utils/network.js'
-import { honestIP, NodeGroup } from '../utils/nodes.js'
+import { honestIP, NodeGroup, sleep } from '../utils/nodes.js'
 import { tableOf } from '../utils/table.js'
 import { until } from '../utils/watch.js'
 import { sendRequest, serveByHand } from '../utils/wire.js'
 import type { KadDiscovery, KadDiscoveryInit } from '../../../src/index.js'
+import type { ProtocolClient } from '../../../src/protocol/client.js'
 import type { Table } from '../../../src/table/table.js'
 import type { TestNode } from '../../utils/libp2p.js'
 import type { Figures } from '../utils/scenario.js'
@@ -163,9 +164,37 @@ export async function reproAnswerAddsAtHearsay (): Promise<Figures & { bug: bool
   }
 }
 
+/**
+ * A request connection kept for reuse gains one `close` listener per request, for as long
+ * as it stays open. src/protocol/connections.ts `reusedWhileIdle` adds
+ * `entry.connection.addEventListener('close', ...)` each time a released connection waits
+ * for reuse, and nothing removes it when the wait ends by reuse or by its deadline; each
+ * listener holds the wait's closure and deadline. A connection reused every few seconds
+ * (a busy node's requests to a popular peer) grows without bound.
+ */
+export async function reproReusedConnectionListeners (): Promise<Figures & { bug: boolean }> {
+  const group = new NodeGroup()
+  try {
+    const init: KadDiscoveryInit = { ...FAST, revalidateInterval: 60_000, autoDial: { enabled: false } }
+    const [a, b] = await group.createMany<{ discovery: KadDiscovery }>(2, () => ({ services: { discovery: kadDiscovery(init) } }))
+    const client = (a!.services.discovery as unknown as { client: ProtocolClient }).client
+    const requests = 40
+    for (let i = 0; i < requests; i++) {
+      await client.ping({ id: b!.peerId, multiaddrs: b!.getMultiaddrs() })
+      await sleep(20)
+    }
+    const connections = a!.getConnections(b!.peerId)
+    const listeners = Math.max(0, ...connections.map(c => (c as unknown as { listenerCount(type: string): number }).listenerCount('close')))
+    return { requests, connections: connections.length, closeListeners: listeners, bug: listeners > requests / 2 }
+  } finally {
+    await group.stop()
+  }
+}
+
 /** Every finding, for the runner and findings.spec.ts. */
 export const FINDINGS: Finding[] = [
   { name: 'answer-readdress', title: 'a lookup answer re-addresses a live entry with hearsay', status: 'fixed', run: reproAnswerReaddress },
   { name: 'small-bucket-size', title: 'a node with bucketSize < 16 refuses default NODES answers and drops its peers', status: 'fixed', run: reproSmallBucketSize },
-  { name: 'answer-adds-at-hearsay', title: 'a node not in the table enters at hearsay addresses when it answers over an open connection', status: 'open', run: reproAnswerAddsAtHearsay }
+  { name: 'answer-adds-at-hearsay', title: 'a node not in the table enters at hearsay addresses when it answers over an open connection', status: 'open', run: reproAnswerAddsAtHearsay },
+  { name: 'reused-connection-listeners', title: 'a reused request connection gains a close listener per request', status: 'open', run: reproReusedConnectionListeners }
 ]

@@ -41,10 +41,14 @@ export interface SlowFigures extends Aftermath {
   maxStreams: number
   streamBound: number
   maxConnections: number
+  /** The most `close` listeners one of the victim's connections held at once. */
+  maxCloseListeners: number
   rejections: number
 }
 
 const REQUEST_TIMEOUT = 1000
+/** `close` listeners one connection may hold: libp2p's own few and one per request in flight on it. */
+const LISTENER_BOUND = 8
 
 /**
  * Slow peers. A victim in its own process (request timeout 1 s) meets peers that prove
@@ -131,11 +135,13 @@ export async function runSlow (size: SlowSize, log: (line: string) => void = qui
     let maxServing = 0
     let maxStreams = 0
     let maxConnections = 0
+    let maxCloseListeners = 0
     const sampler = setInterval(() => {
       victim?.stats().then(s => {
         maxServing = Math.max(maxServing, s.serving)
         maxStreams = Math.max(maxStreams, s.streams)
         maxConnections = Math.max(maxConnections, s.connections)
+        maxCloseListeners = Math.max(maxCloseListeners, s.closeListeners)
       }, () => {})
     }, 250)
     const end = Date.now() + size.durationMs
@@ -181,6 +187,7 @@ export async function runSlow (size: SlowSize, log: (line: string) => void = qui
       // every slow peer's streams, both ways, and as much again for the honest peers
       streamBound: 2 * (size.peers + started.peers.length) * 16,
       maxConnections,
+      maxCloseListeners,
       ...left,
       rejections: watch.rejections.length
     }
@@ -225,6 +232,7 @@ export function checkSlow (f: SlowFigures): string[] {
     .claim('streams-closed', f.inboundStreamsOpened > 0 && f.inboundStreamsLeftOpen === 0, `${f.inboundStreamsLeftOpen} of ${f.inboundStreamsOpened} slow streams were not closed by the victim`)
     .claim('lookups-completed', f.lookupsCompleted === f.lookups, `${f.lookups - f.lookupsCompleted} lookups did not complete`)
     .claim('streams-bounded', f.maxStreams <= f.streamBound, `${f.maxStreams} streams open at once > ${f.streamBound}`)
+    .claim('listeners-bounded', f.maxCloseListeners <= LISTENER_BOUND, `a connection held ${f.maxCloseListeners} close listeners > ${LISTENER_BOUND}`)
     .claim('rejections', f.rejections === 0, `${f.rejections} unhandled rejections here`)
   return aftermathClaims(claims, f).failed
 }
@@ -236,5 +244,7 @@ export const slow: Scenario<SlowSize, SlowFigures> = {
   fast: { peers: 4, streamsPerPeer: 4, durationMs: 8000, lookups: 3 },
   full: { peers: 10, streamsPerPeer: 8, durationMs: 60_000, lookups: 20 },
   run: runSlow,
-  check: checkSlow
+  check: checkSlow,
+  // a reused request connection gains a close listener per request: findings.ts `reproReusedConnectionListeners`
+  knownFailures: ['listeners-bounded']
 }
