@@ -58,6 +58,8 @@ export interface EclipseFigures extends Record<string, number | string | boolean
   randomReadAttackerShare: number
   tableSizeEnd: number
   honestEntriesEnd: number
+  connectedPeersAtEnd: number
+  connectedAttackersAtEnd: number
   autoDialed: number
   autoDialedAttackers: number
   lookupsTried: number
@@ -229,6 +231,10 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
         }
       }
     }
+    // whom the victim is connected to as the attack ends: the dialer counts every
+    // connection, inbound ones included, towards its minConnections
+    const peersAtEnd = new Set(target.getConnections().map(c => c.remotePeer.toString()))
+    const connectedAttackers = [...peersAtEnd].filter(id => attackerIds.has(id)).length
     attack.abort()
     await Promise.all(floods)
     log(`attack over: ${sent} requests sent, ${maxAttackerEntries} attacker entries at most`)
@@ -277,6 +283,8 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
       randomReadAttackerShare: round(randomRead === 0 ? 0 : randomReadAttackers / randomRead),
       tableSizeEnd: discovery.size,
       honestEntriesEnd: discovery.nodes().filter(n => honestIds.has(n.id.toString())).length,
+      connectedPeersAtEnd: peersAtEnd.size,
+      connectedAttackersAtEnd: connectedAttackers,
       autoDialed: tagged.length,
       autoDialedAttackers: tagged.filter(p => attackerIds.has(p.id.toString())).length,
       lookupsTried: tried.length,
