@@ -367,7 +367,10 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     }
     let alive = true
     try {
-      await this.client.ping({ id: due.node.id, multiaddrs: due.node.addrs }, { signal: this.controller.signal })
+      // geth pings the endpoint it holds: an entry may have come from hearsay (a NODES answer),
+      // and a PONG over a connection that was already open would vouch for addresses
+      // nobody tried
+      await this.client.ping({ id: due.node.id, multiaddrs: due.node.addrs }, { signal: this.controller.signal, atAddrs: true })
     } catch {
       alive = false
     }

@@ -66,6 +66,16 @@ export const DEFAULT_IDLE_LINGER = 10_000
 type Parse<T> = (response: Message, remoteAddr: Multiaddr) => T
 
 /** The state one attempt leaves for the decision to retry. */
+/** Options of `ProtocolClient.ping`. */
+export interface PingOptions extends AbortOptions {
+  /**
+   * Only a connection we dialed to one of the peer's listed addresses carries the PING
+   * (one is dialed if none is open): revalidation checks the addresses of an entry, not
+   * only that its peer is alive over whatever connection happens to be open.
+   */
+  atAddrs?: boolean
+}
+
 interface Attempt {
   /** The connection that went away under the request (pruned, closed by the remote). */
   lost?: Connection
@@ -127,8 +137,10 @@ export class ProtocolClient implements Startable {
    * geth `UDPv4.ping`: resolves when the peer answers PONG. Throws `TimeoutError`,
    * `AbortError`, `InvalidMessageError`, `UnexpectedResponseError`, or libp2p's dial and
    * stream errors (`StreamResetError` when the peer refused, e.g. over its rate limit).
+   * With `atAddrs` the PONG must come over a connection to one of the peer's listed
+   * addresses, as geth's ping goes to the endpoint it checks.
    */
-  async ping (peer: PeerInfo | PeerId, options: AbortOptions = {}): Promise<void> {
+  async ping (peer: PeerInfo | PeerId, options: PingOptions = {}): Promise<void> {
     await this.request(peer, { type: Message.Type.PING, peers: [] }, options, () => undefined)
   }
 
@@ -163,7 +175,7 @@ export class ProtocolClient implements Startable {
     })
   }
 
-  private async request<T> (peer: PeerInfo | PeerId, request: Message, options: AbortOptions, parse: Parse<T>): Promise<T> {
+  private async request<T> (peer: PeerInfo | PeerId, request: Message, options: PingOptions, parse: Parse<T>): Promise<T> {
     if (this.shutdown.signal.aborted) {
       throw new NotStartedError('the discovery client is stopped')
     }
@@ -183,13 +195,13 @@ export class ProtocolClient implements Startable {
     }
   }
 
-  private async attempt<T> (peer: PeerId, addrs: Multiaddr[], request: Message, options: AbortOptions, parse: Parse<T>, state: Attempt): Promise<T> {
+  private async attempt<T> (peer: PeerId, addrs: Multiaddr[], request: Message, options: PingOptions, parse: Parse<T>, state: Attempt): Promise<T> {
     const limit = deadline(this.settings.requestTimeout, () => new TimeoutError(`${request.type} to ${peer} timed out after ${this.settings.requestTimeout} ms`), options.signal, this.shutdown.signal)
     const signal = limit.signal
     let lease: Lease | undefined
     let stream: Stream | undefined
     try {
-      lease = await this.connections.acquire(peer, addrs, { signal }, state.lost)
+      lease = await this.connections.acquire(peer, addrs, { signal }, state.lost, options.atAddrs === true)
       state.lost = undefined
       stream = await lease.connection.newStream(this.settings.protocol, { signal, negotiateFully: false })
       const maxDataLength = request.type === Message.Type.FIND_NODE ? this.settings.maxNodesMessageSize : this.settings.maxMessageSize

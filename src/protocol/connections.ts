@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events'
+import { InvalidParametersError } from '@libp2p/interface'
 import { CODE_P2P } from '@multiformats/multiaddr'
 import { deadline, nextEvent } from './deadline.js'
 import type { Counters } from './counters.js'
@@ -93,15 +94,21 @@ export class RequestConnections {
   /**
    * A connection to `peer` for one request: an open one if there is, else a new one to
    * `addrs` (or to what the peer store knows when `addrs` is empty). `lost` is a
-   * connection that just failed a request: never handed out again. Pair with `release`.
+   * connection that just failed a request: never handed out again. With `atAddrs`, only
+   * a connection we dialed to one of `addrs` will do, so an answer over it proves the
+   * peer is reachable there. Pair with `release`.
    */
-  async acquire (peer: PeerId, addrs: Multiaddr[], options: AbortOptions, lost?: Connection): Promise<Lease> {
+  async acquire (peer: PeerId, addrs: Multiaddr[], options: AbortOptions, lost?: Connection, atAddrs = false): Promise<Lease> {
+    const targets = dialTargets(peer, addrs)
+    if (atAddrs && targets.length === 0) {
+      throw new InvalidParametersError(`no address of ${peer} to check`)
+    }
     const open = this.connectionManager.getConnections(peer).filter(c => c.status === 'open')
-    const usable = open.find(c => c.limits == null && c !== lost && !this.closing.has(c))
+    const usable = open.find(c => c.limits == null && c !== lost && !this.closing.has(c) &&
+      (!atAddrs || (c.direction === 'outbound' && targets.some(t => t.equals(c.remoteAddr)))))
     if (usable != null) {
       return this.lease(usable, false)
     }
-    const targets = dialTargets(peer, addrs)
     // a connection on its way out still looks open to the connection manager, which would
     // hand it back: dial past it
     const force = open.length > 0
@@ -196,13 +203,20 @@ export class RequestConnections {
       return false
     }
     const wait = deadline(idle, () => new Error('idle linger over'), this.shutdown.signal)
+    let onClose: (() => void) | undefined
     try {
       return await new Promise<boolean>(resolve => {
+        onClose = () => { resolve(false) }
         entry.reused = () => { resolve(true) }
-        wait.signal.addEventListener('abort', () => { resolve(false) }, { once: true })
-        entry.connection.addEventListener('close', () => { resolve(false) }, { once: true })
+        wait.signal.addEventListener('abort', onClose, { once: true })
+        entry.connection.addEventListener('close', onClose, { once: true })
       })
     } finally {
+      // a connection reused every few seconds would otherwise gain a listener per wait
+      if (onClose != null) {
+        entry.connection.removeEventListener('close', onClose)
+        wait.signal.removeEventListener('abort', onClose)
+      }
       entry.reused = undefined
       wait.clear()
     }

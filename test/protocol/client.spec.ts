@@ -146,6 +146,39 @@ describe('ProtocolClient', () => {
     })
   })
 
+  describe('ping with atAddrs', () => {
+    it('dials the listed addresses when the only open connection is the peer\'s own', async () => {
+      const [a, b] = await pair()
+      // b dialed a: an inbound connection proves b alive, not reachable at its addresses
+      const inbound = await b.dial(a.getMultiaddrs())
+      await a.services.discovery.client.ping(peerInfoOf(b), { atAddrs: true })
+      assert.equal(a.services.discovery.client.stats.connectionsOpened, 1)
+      assert.ok(a.getConnections(b.peerId).some(c => c.direction === 'outbound'))
+      assert.equal(inbound.status, 'open')
+    })
+
+    it('fails at an address where the peer is not, though a connection to it is open', async () => {
+      const [a, b] = await pair({ requestTimeout: 1000 })
+      await a.dial(b.getMultiaddrs())
+      await a.services.discovery.client.ping(b.peerId)
+      await assert.rejects(a.services.discovery.client.ping({ id: b.peerId, multiaddrs: [multiaddr('/memory/somebody-else')] }, { atAddrs: true }))
+    })
+
+    it('reuses a connection we dialed to a listed address', async () => {
+      const [a, b] = await pair()
+      await a.dial(b.getMultiaddrs())
+      await a.services.discovery.client.ping(peerInfoOf(b), { atAddrs: true })
+      assert.equal(a.services.discovery.client.stats.connectionsOpened, undefined)
+      assert.equal(a.getConnections(b.peerId).length, 1)
+    })
+
+    it('refuses a peer without addresses, sending nothing', async () => {
+      const [a, b] = await pair()
+      await assert.rejects(a.services.discovery.client.ping({ id: b.peerId, multiaddrs: [] }, { atAddrs: true }), { name: 'InvalidParametersError' })
+      assert.equal(b.services.discovery.server.stats['received.PING'], undefined)
+    })
+  })
+
   describe('connections', () => {
     it('reuses an open connection and leaves it open', async () => {
       const [a, b] = await pair()
@@ -179,6 +212,21 @@ describe('ProtocolClient', () => {
       assert.equal(a.services.discovery.client.stats.connectionsOpened, 1, 'the second request reused the first one\'s connection')
       await waitFor(() => a.getConnections(b.peerId).length === 0, 'the idle connection to close')
       assert.equal(a.services.discovery.client.stats.connectionsClosed, 1)
+    })
+
+    it('does not gather close listeners on a connection reused while idle', async () => {
+      const [a, b] = await pair({ connectionIdleLinger: 5000 })
+      const listeners = (): number => Math.max(0, ...a.getConnections(b.peerId).map(c => (c as unknown as { listenerCount(type: string): number }).listenerCount('close')))
+      await a.services.discovery.client.ping(peerInfoOf(b))
+      await waitFor(() => a.getConnections(b.peerId)[0]?.streams.every(s => s.status !== 'open') === true, 'the first request\'s streams to end')
+      const first = listeners()
+      for (let i = 0; i < 30; i++) {
+        await a.services.discovery.client.ping(peerInfoOf(b))
+        // long enough for the released connection to start waiting for reuse
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+      assert.equal(a.services.discovery.client.stats.connectionsOpened, 1)
+      assert.ok(listeners() <= first + 1, `${listeners()} close listeners after 31 requests, ${first} after one`)
     })
 
     it('keeps a request connection when keepConnection says so', async () => {

@@ -143,34 +143,50 @@ export async function reproSmallBucketSize (): Promise<Figures & { bug: boolean 
 }
 
 /**
- * A node the table does not hold enters at hearsay addresses when it answers. The fix of
- * `reproAnswerReaddress` keeps an entry's own addresses, but a node without an entry is
- * still added (src/discovery.ts `onAnswer` → `contact` → `addInboundNode`) at the
- * addresses the lookup heard of first, though the answer came over a connection that was
- * already open and proves nothing about them. The entry then passes revalidation over the
- * same connection, and the node hands it out in its NODES answers: a poisoner can make it
- * advertise anyone at an address of the poisoner's choosing.
+ * A node the table does not hold enters at hearsay addresses, and revalidation vouched for
+ * them. A NODES answer adds the nodes it names as found entries at the addresses it gives
+ * (geth `addFoundNode`; they start unverified), and revalidation is what checks them: geth
+ * pings the endpoint it holds. src/discovery.ts `doRevalidate` pinged through
+ * src/protocol/connections.ts `acquire`, which reuses any open connection whatever the
+ * addresses, so an entry whose peer held a connection to us passed at addresses nobody
+ * tried, and went out in our NODES answers as live: a poisoner could make a node
+ * advertise anyone at an address of the poisoner's choosing. Fixed: revalidation pings
+ * with `atAddrs`, over a connection dialed to one of the entry's addresses.
  */
 export async function reproAnswerAddsAtHearsay (): Promise<Figures & { bug: boolean }> {
   const group = new NodeGroup()
   try {
     const setup = await hearsaySetup(group, false)
+    const { victim, honest, table } = setup
     const inTableBefore = addressesOf(setup) !== ''
-    await setup.victim.services.discovery.lookup(keyOf(setup.poisoner.peerId))
+    await victim.services.discovery.lookup(keyOf(setup.poisoner.peerId))
+    const heard = addressesOf(setup)
+    // revalidate until the entry is checked: gone, or live at what it holds
+    const revalidate = (victim.services.discovery as unknown as { doRevalidate(): Promise<void> }).doRevalidate.bind(victim.services.discovery)
+    let rounds = 0
+    for (; rounds < 200; rounds++) {
+      const entry = table.getNode(honest.peerId)
+      if (entry == null || entry.livenessChecks > 0) {
+        break
+      }
+      await revalidate()
+    }
+    const entry = table.getNode(honest.peerId)
     const after = addressesOf(setup)
-    return { inTableBefore, after, bug: after.includes('127.0.1.3') }
+    return { inTableBefore, heard, rounds, after, livenessChecks: entry?.livenessChecks ?? 0, bug: entry != null && entry.livenessChecks > 0 && after.includes('127.0.1.3') }
   } finally {
     await group.stop()
   }
 }
 
 /**
- * A request connection kept for reuse gains one `close` listener per request, for as long
- * as it stays open. src/protocol/connections.ts `reusedWhileIdle` adds
- * `entry.connection.addEventListener('close', ...)` each time a released connection waits
- * for reuse, and nothing removes it when the wait ends by reuse or by its deadline; each
- * listener holds the wait's closure and deadline. A connection reused every few seconds
- * (a busy node's requests to a popular peer) grows without bound.
+ * A request connection kept for reuse gained one `close` listener per request, for as long
+ * as it stayed open. src/protocol/connections.ts `reusedWhileIdle` added
+ * `entry.connection.addEventListener('close', ...)` each time a released connection waited
+ * for reuse, and nothing removed it when the wait ended by reuse or by its deadline; each
+ * listener held the wait's closure and deadline. A connection reused every few seconds
+ * (a busy node's requests to a popular peer) grew without bound. Fixed: the wait removes
+ * its listeners when it ends.
  */
 export async function reproReusedConnectionListeners (): Promise<Figures & { bug: boolean }> {
   const group = new NodeGroup()
@@ -195,6 +211,6 @@ export async function reproReusedConnectionListeners (): Promise<Figures & { bug
 export const FINDINGS: Finding[] = [
   { name: 'answer-readdress', title: 'a lookup answer re-addresses a live entry with hearsay', status: 'fixed', run: reproAnswerReaddress },
   { name: 'small-bucket-size', title: 'a node with bucketSize < 16 refuses default NODES answers and drops its peers', status: 'fixed', run: reproSmallBucketSize },
-  { name: 'answer-adds-at-hearsay', title: 'a node not in the table enters at hearsay addresses when it answers over an open connection', status: 'open', run: reproAnswerAddsAtHearsay },
-  { name: 'reused-connection-listeners', title: 'a reused request connection gains a close listener per request', status: 'open', run: reproReusedConnectionListeners }
+  { name: 'answer-adds-at-hearsay', title: 'revalidation vouches for hearsay addresses when the peer holds a connection to us', status: 'fixed', run: reproAnswerAddsAtHearsay },
+  { name: 'reused-connection-listeners', title: 'a reused request connection gains a close listener per request', status: 'fixed', run: reproReusedConnectionListeners }
 ]

@@ -244,7 +244,5 @@ export const slow: Scenario<SlowSize, SlowFigures> = {
   fast: { peers: 4, streamsPerPeer: 4, durationMs: 8000, lookups: 3 },
   full: { peers: 10, streamsPerPeer: 8, durationMs: 60_000, lookups: 20 },
   run: runSlow,
-  check: checkSlow,
-  // a reused request connection gains a close listener per request: findings.ts `reproReusedConnectionListeners`
-  knownFailures: ['listeners-bounded']
+  check: checkSlow
 }
