@@ -1,7 +1,9 @@
 import { InvalidParametersError } from '@libp2p/interface'
 import { NODE_EXPIRATION, SEED_MIN_TABLE_TIME } from '../constants.js'
+import { RecordAccess } from './record-access.js'
 import { emptyStats, MAX_PENDING_NODES, NODES_PREFIX, PendingTimes, PREFIX, Reservoir, SCHEMA_VERSION, VERSION_KEY, decodeFields, encodeFields, keyName, nodeKey, toPeerInfo } from './records.js'
-import type { CorruptReason, NodeDBStats, NodeFields, NodeTimes } from './records.js'
+import type { Corrupt } from './record-access.js'
+import type { NodeDBStats, NodeFields, NodeTimes } from './records.js'
 import type { Clock, RandomSource, TableNode } from '../table/types.js'
 import type { AbortOptions, ComponentLogger, Logger, PeerId, PeerInfo } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -34,11 +36,6 @@ export interface NodeDBInit {
   maxPendingNodes?: number
 }
 
-interface Corrupt {
-  key: Key
-  reason: CorruptReason
-}
-
 const ZERO_TIMES: Readonly<NodeTimes> = { lastPingSent: 0, lastPongReceived: 0, findFails: 0 }
 
 /**
@@ -56,14 +53,14 @@ const ZERO_TIMES: Readonly<NodeTimes> = { lastPingSent: 0, lastPongReceived: 0, 
  *   every node that ever answered, which lets any peer grow our disk) stay in a bounded
  *   in-memory map and are folded into the record when it is first written.
  * - Corrupt records never stop the module: they are logged, counted in `stats` and deleted.
- * - Every operation runs alone (one queue): a read-modify-write never interleaves with
- *   another at an `await`, and a scan sees a stable store.
+ * - Every operation runs alone (one queue, `RecordAccess`): a read-modify-write never
+ *   interleaves with another at an `await`, and a scan sees a stable store.
  */
 export class NodeDB {
   /** Counters of what was dropped and why. */
   readonly stats: NodeDBStats = emptyStats()
 
-  private readonly datastore: Datastore
+  private readonly records: RecordAccess
   private readonly log: Logger
   private readonly clock: Clock
   private readonly random: RandomSource
@@ -71,12 +68,10 @@ export class NodeDB {
   private readonly nodeExpiration: number
   private readonly seedMinTableTime: number
   private readonly pending: PendingTimes
-  // the tail of the operation queue; it never rejects, so one failure does not block the next
-  private queue: Promise<void> = Promise.resolve()
 
   constructor (components: NodeDBComponents, init: NodeDBInit) {
-    this.datastore = components.datastore
     this.log = components.logger.forComponent('libp2p:kad-discovery:node-db')
+    this.records = new RecordAccess(components.datastore, this.stats, this.log)
     this.clock = init.clock
     this.random = init.random
     this.self = init.self?.toString()
@@ -98,20 +93,20 @@ export class NodeDB {
    * meets them. Call it before anything else.
    */
   async open (options?: AbortOptions): Promise<void> {
-    await this.exclusive(async () => {
-      const found = await this.getValue(VERSION_KEY, options)
+    await this.records.exclusive(async () => {
+      const found = await this.records.getValue(VERSION_KEY, options)
       const version = found == null ? undefined : new TextDecoder().decode(found)
       if (version === String(SCHEMA_VERSION)) {
         return
       }
       const keys: Key[] = []
-      for await (const key of this.datastore.queryKeys({ prefix: PREFIX }, options)) {
+      for await (const key of this.records.datastore.queryKeys({ prefix: PREFIX }, options)) {
         // overwritten below; a batch need not keep order (datastore-core's runs puts first)
         if (key.toString() !== VERSION_KEY.toString()) {
           keys.push(key)
         }
       }
-      const batch = this.datastore.batch()
+      const batch = this.records.datastore.batch()
       for (const key of keys) {
         batch.delete(key)
       }
@@ -191,11 +186,11 @@ export class NodeDB {
     if (node.id.toString() === this.self) {
       throw new InvalidParametersError('the local node is never stored')
     }
-    await this.exclusive(async () => {
+    await this.records.exclusive(async () => {
       const name = node.id.toString()
-      const fields = await this.fields(name) ?? this.newFields(name, this.clock())
+      const fields = await this.records.read(name) ?? this.newFields(name, this.clock())
       fields.addrs = node.multiaddrs.map(ma => ma.bytes)
-      await this.datastore.put(nodeKey(name), encodeFields(fields))
+      await this.records.write(name, fields)
       this.pending.delete(name)
     })
   }
@@ -220,12 +215,12 @@ export class NodeDB {
     if (n === 0) {
       return []
     }
-    return this.exclusive(async () => {
+    return this.records.exclusive(async () => {
       const now = this.clock()
       const seeds = new Reservoir<PeerInfo>(n, this.random)
       const corrupt: Corrupt[] = []
       let young = 0
-      for await (const { key, value } of this.datastore.query({ prefix: NODES_PREFIX }, options)) {
+      for await (const { key, value } of this.records.datastore.query({ prefix: NODES_PREFIX }, options)) {
         const fields = decodeFields(value)
         if (typeof fields === 'string') {
           corrupt.push({ key, reason: fields })
@@ -248,7 +243,7 @@ export class NodeDB {
           seeds.keep(info)
         }
       }
-      await this.dropCorrupt(corrupt)
+      await this.records.dropCorrupt(corrupt)
       const picked = seeds.sample()
       this.log.trace('%d seeds of %d nodes younger than %d ms', picked.length, young, maxAge)
       return picked
@@ -264,11 +259,11 @@ export class NodeDB {
    */
   async expireNodes (now: number = this.clock()): Promise<number> {
     checkTime('now', now)
-    return this.exclusive(async () => {
+    return this.records.exclusive(async () => {
       const threshold = now - this.nodeExpiration
       const expired: Key[] = []
       const corrupt: Corrupt[] = []
-      for await (const { key, value } of this.datastore.query({ prefix: NODES_PREFIX })) {
+      for await (const { key, value } of this.records.datastore.query({ prefix: NODES_PREFIX })) {
         const fields = decodeFields(value)
         const info = typeof fields === 'string' ? fields : toPeerInfo(keyName(key), fields)
         if (typeof info === 'string') {
@@ -277,9 +272,9 @@ export class NodeDB {
           expired.push(key)
         }
       }
-      await this.dropCorrupt(corrupt)
+      await this.records.dropCorrupt(corrupt)
       if (expired.length > 0) {
-        const batch = this.datastore.batch()
+        const batch = this.records.datastore.batch()
         for (const key of expired) {
           batch.delete(key)
         }
@@ -313,11 +308,11 @@ export class NodeDB {
     if (live.size === 0) {
       return 0
     }
-    return this.exclusive(async () => {
+    return this.records.exclusive(async () => {
       const names = [...live.keys()]
       // the reads are independent; a LevelDB get waits on the thread pool, so overlap them
-      const stored = await Promise.all(names.map(async name => this.fields(name, { keepCorrupt: true })))
-      const batch = this.datastore.batch()
+      const stored = await Promise.all(names.map(async name => this.records.read(name, { keepCorrupt: true })))
+      const batch = this.records.datastore.batch()
       for (const [i, name] of names.entries()) {
         // a new record takes the times kept in memory; a stored one already holds them all
         const fields = stored[i] ?? this.newFields(name, now)
@@ -336,18 +331,18 @@ export class NodeDB {
 
   /** Port of geth `nodeDB.deleteNode`: forgets the node's record and any times kept in memory. */
   async deleteNode (id: PeerId): Promise<void> {
-    await this.exclusive(async () => {
-      await this.datastore.delete(nodeKey(id))
+    await this.records.exclusive(async () => {
+      await this.records.datastore.delete(nodeKey(id))
       this.pending.delete(id.toString())
     })
   }
 
   /** How many node records are stored (corrupt ones not yet swept included). */
   async size (options?: AbortOptions): Promise<number> {
-    return this.exclusive(async () => {
+    return this.records.exclusive(async () => {
       let count = 0
       // eslint-disable-next-line @typescript-eslint/no-unused-vars -- only counted
-      for await (const _ of this.datastore.queryKeys({ prefix: NODES_PREFIX }, options)) {
+      for await (const _ of this.records.datastore.queryKeys({ prefix: NODES_PREFIX }, options)) {
         count++
       }
       return count
@@ -361,17 +356,17 @@ export class NodeDB {
 
   private async times (id: PeerId): Promise<NodeTimes> {
     const name = id.toString()
-    return this.exclusive(async () => this.pending.get(name) ?? await this.fields(name) ?? ZERO_TIMES)
+    return this.records.exclusive(async () => this.pending.get(name) ?? await this.records.read(name) ?? ZERO_TIMES)
   }
 
   // write through to the record if there is one, else to the in-memory map
   private async updateTimes (id: PeerId, change: (times: NodeTimes) => void): Promise<void> {
     const name = id.toString()
-    await this.exclusive(async () => {
-      const fields = await this.fields(name)
+    await this.records.exclusive(async () => {
+      const fields = await this.records.read(name)
       if (fields != null) {
         change(fields)
-        await this.datastore.put(nodeKey(name), encodeFields(fields))
+        await this.records.write(name, fields)
         return
       }
       this.stats.pendingEvicted += this.pending.update(name, change)
@@ -381,69 +376,6 @@ export class NodeDB {
   // a new record, taking the times kept in memory
   private newFields (name: string, now: number): NodeFields {
     return { ...ZERO_TIMES, ...this.pending.get(name), addrs: [], firstSeen: now }
-  }
-
-  // a node's record, undefined if it has none; a corrupt one is dropped (or, with keepCorrupt,
-  // only counted, because the caller is about to overwrite it) and reads as none
-  private async fields (name: string, opts: { keepCorrupt?: boolean } = {}): Promise<NodeFields | undefined> {
-    const key = nodeKey(name)
-    const value = await this.getValue(key)
-    if (value == null) {
-      return undefined
-    }
-    const fields = decodeFields(value)
-    if (typeof fields !== 'string') {
-      return fields
-    }
-    if (opts.keepCorrupt === true) {
-      this.countCorrupt({ key, reason: fields })
-    } else {
-      await this.dropCorrupt([{ key, reason: fields }])
-    }
-    return undefined
-  }
-
-  private async getValue (key: Key, options?: AbortOptions): Promise<Uint8Array | undefined> {
-    try {
-      return await this.datastore.get(key, options)
-    } catch (err: any) {
-      if (err?.name === 'NotFoundError') {
-        return undefined
-      }
-      throw err
-    }
-  }
-
-  // counts, logs and deletes corrupt records in one batch; a failed delete is only logged,
-  // as the record will be met (and counted) again
-  private async dropCorrupt (corrupt: Corrupt[]): Promise<void> {
-    if (corrupt.length === 0) {
-      return
-    }
-    const batch = this.datastore.batch()
-    for (const entry of corrupt) {
-      this.countCorrupt(entry)
-      batch.delete(entry.key)
-    }
-    try {
-      await batch.commit()
-    } catch (err) {
-      this.stats.failedDeletes += corrupt.length
-      this.log.error('could not delete %d corrupt node records - %e', corrupt.length, err)
-    }
-  }
-
-  private countCorrupt ({ key, reason }: Corrupt): void {
-    this.stats.corruptRecords++
-    this.stats[reason]++
-    this.log.error('dropping corrupt node record %s (%s)', key.toString(), reason)
-  }
-
-  // runs fn after every operation queued before it; see the class comment
-  private async exclusive<T> (fn: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(fn)
-    this.queue = result.then(() => {}, () => {})
-    return result
   }
 }
 
