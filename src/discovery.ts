@@ -367,10 +367,12 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     }
     let alive = true
     try {
-      // geth pings the endpoint it holds: an entry may have come from hearsay (a NODES answer),
-      // and a PONG over a connection that was already open would vouch for addresses
-      // nobody tried
-      await this.client.ping({ id: due.node.id, multiaddrs: due.node.addrs }, { signal: this.controller.signal, atAddrs: true })
+      // geth pings the endpoint it holds: an entry may have come from hearsay (a NODES
+      // answer), and a PONG over a connection that was already open would vouch for
+      // addresses nobody tried. Once it passed a check there, any connection proves it
+      // alive (its addresses change only by its own contact), and a ping costs no dial
+      const atAddrs = due.node.livenessChecks === 0
+      await this.client.ping({ id: due.node.id, multiaddrs: due.node.addrs }, { signal: this.controller.signal, atAddrs })
     } catch {
       alive = false
     }

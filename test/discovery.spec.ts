@@ -174,6 +174,29 @@ describe('KadDiscovery', function () {
     })
   })
 
+  describe('revalidation (geth doRevalidate)', () => {
+    it('checks a new entry at its own addresses, then keeps it live over any open connection', async () => {
+      const init = { ...FAST, autoDial: { enabled: false }, revalidateInterval: 600_000 }
+      const a = await nodes.create({ services: { discovery: kadDiscovery(init) } })
+      const b = await nodes.create({ services: { discovery: kadDiscovery(init) } })
+      const discovery = a.services.discovery as unknown as {
+        table: { addFoundNode(node: PeerInfo): unknown, getNode(id: PeerId): { livenessChecks: number } | undefined }
+        client: { stats: Record<string, number> }
+        doRevalidate(): Promise<void>
+      }
+      // b holds a connection to a, as a peer in use does; a heard of b at b's real address
+      await b.dial(a.getMultiaddrs()[0]!)
+      discovery.table.addFoundNode({ id: b.peerId, multiaddrs: b.getMultiaddrs().map(ma => ma.decapsulateCode(421)) })
+      await discovery.doRevalidate()
+      assert.equal(discovery.table.getNode(b.peerId)?.livenessChecks, 1)
+      assert.equal(discovery.client.stats.connectionsOpened, 1, 'the first check dialed b at its address')
+      await Promise.all(a.getConnections(b.peerId).filter(c => c.direction === 'outbound').map(async c => { await c.close() }))
+      await discovery.doRevalidate()
+      assert.equal(discovery.table.getNode(b.peerId)?.livenessChecks, 2)
+      assert.equal(discovery.client.stats.connectionsOpened, 1, 'the next check took b\'s own connection')
+    })
+  })
+
   describe('inside libp2p', () => {
     it('works listed under peerDiscovery, and libp2p fires peer:discovery', async () => {
       const boot = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })

@@ -104,8 +104,10 @@ export class RequestConnections {
       throw new InvalidParametersError(`no address of ${peer} to check`)
     }
     const open = this.connectionManager.getConnections(peer).filter(c => c.status === 'open')
+    // a transport may or may not put /p2p on a connection's remote address: compare without
+    const listed = atAddrs ? new Set(targets.map(withoutPeer)) : undefined
     const usable = open.find(c => c.limits == null && c !== lost && !this.closing.has(c) &&
-      (!atAddrs || (c.direction === 'outbound' && targets.some(t => t.equals(c.remoteAddr)))))
+      (listed == null || (c.direction === 'outbound' && listed.has(withoutPeer(c.remoteAddr)))))
     if (usable != null) {
       return this.lease(usable, false)
     }
@@ -262,6 +264,12 @@ function newShutdown (): AbortController {
 export function onlyDiscovery (connection: Connection, protocol: string, except?: Stream): boolean {
   return connection.streams.every(s => s === except || s.status !== 'open' || s.protocol === '' ||
     s.protocol === protocol || HOUSEKEEPING_PROTOCOLS.has(s.protocol))
+}
+
+/** A multiaddr without its trailing `/p2p/<peer>`, as a string. */
+function withoutPeer (ma: Multiaddr): string {
+  const components = ma.getComponents()
+  return components[components.length - 1]?.code === CODE_P2P ? ma.decapsulateCode(CODE_P2P).toString() : ma.toString()
 }
 
 /** `addrs` with `/p2p/<peer>` appended where missing, so the dial verifies who answers. */

@@ -172,6 +172,16 @@ describe('ProtocolClient', () => {
       assert.equal(a.getConnections(b.peerId).length, 1)
     })
 
+    it('over TCP, reuses the connection it dialed and dials past an inbound one', async () => {
+      const options = { transport: 'tcp' as const }
+      const a = await nodes.create<Services>({ ...options, services: { discovery: protocolService() } })
+      const b = await nodes.create<Services>({ ...options, services: { discovery: protocolService() } })
+      await b.dial(a.getMultiaddrs())
+      await a.services.discovery.client.ping(peerInfoOf(b), { atAddrs: true })
+      await a.services.discovery.client.ping(peerInfoOf(b), { atAddrs: true })
+      assert.equal(a.services.discovery.client.stats.connectionsOpened, 1, 'one dial, then its connection reused')
+    })
+
     it('refuses a peer without addresses, sending nothing', async () => {
       const [a, b] = await pair()
       await assert.rejects(a.services.discovery.client.ping({ id: b.peerId, multiaddrs: [] }, { atAddrs: true }), { name: 'InvalidParametersError' })
