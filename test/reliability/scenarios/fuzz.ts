@@ -72,16 +72,21 @@ export async function runFuzz (size: FuzzSize, log: (line: string) => void = qui
       while (next < end) {
         const i = next++
         const bytes = fuzzer.make(FRAME_KINDS[i % FRAME_KINDS.length]!)
-        // the sender's own discovery client may close a connection it shares: redial, resend
+        // a connection may close under the sender: its own discovery client's, or the
+        // victim's request connection (a revalidation ping dials the sender), which the
+        // sender's libp2p hands out too and which still reads 'open' while it closes; after a
+        // refusal, resend over a connection of the sender's own
+        let refused = false
         for (let attempt = 0; attempt < 3; attempt++) {
-          if (connection?.status !== 'open') {
-            connection = await sender.dial(victimAddr, { signal: AbortSignal.timeout(10_000) })
+          if (refused || connection?.status !== 'open') {
+            connection = await sender.dial(victimAddr, { signal: AbortSignal.timeout(10_000), force: refused })
           }
           const outcome = await sendRaw(connection, bytes, 10_000)
           if (outcome !== 'refused') {
             outcomes[outcome] = (outcomes[outcome] ?? 0) + 1
             break
           }
+          refused = true
           refusedStreams++
         }
         if (i % 2000 === 1999) {
