@@ -65,7 +65,6 @@ export const DEFAULT_IDLE_LINGER = 10_000
 /** Turns a checked answer into the request's result; throws `invalidMessage(…)` on bad content. */
 type Parse<T> = (response: Message, remoteAddr: Multiaddr) => T
 
-/** The state one attempt leaves for the decision to retry. */
 /** Options of `ProtocolClient.ping`. */
 export interface PingOptions extends AbortOptions {
   /**
@@ -76,6 +75,7 @@ export interface PingOptions extends AbortOptions {
   atAddrs?: boolean
 }
 
+/** The state one attempt leaves for the decision to retry. */
 interface Attempt {
   /** The connection that went away under the request (pruned, closed by the remote). */
   lost?: Connection
