@@ -134,6 +134,15 @@ export class ProtocolClient implements Startable {
   }
 
   /**
+   * Hands a connection the client opened for its requests over to the caller (the
+   * auto-dialer adopting it as a peer): it is never closed by the client from now on.
+   * False when it was not the client's.
+   */
+  claimConnection (connection: Connection): boolean {
+    return this.connections.claim(connection)
+  }
+
+  /**
    * geth `UDPv4.ping`: resolves when the peer answers PONG. Throws `TimeoutError`,
    * `AbortError`, `InvalidMessageError`, `UnexpectedResponseError`, or libp2p's dial and
    * stream errors (`StreamResetError` when the peer refused, e.g. over its rate limit).

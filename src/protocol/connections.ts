@@ -137,6 +137,20 @@ export class RequestConnections {
     }
   }
 
+  /**
+   * Hands a connection discovery opened for its requests over to somebody else (the
+   * auto-dialer, which keeps it as a peer): from now on it is never closed here. False
+   * when it was not discovery's.
+   */
+  claim (connection: Connection): boolean {
+    const entry = this.owned.get(connection.id)
+    if (entry == null) {
+      return false
+    }
+    this.handOver(entry, 'claimed')
+    return true
+  }
+
   /** How many connections discovery holds open for its requests. */
   get size (): number {
     return this.owned.size
