@@ -2,6 +2,7 @@ import {
   NotStartedError, InvalidParametersError, peerDiscoverySymbol, serviceCapabilities, serviceDependencies, setMaxListeners,
   TypedEventEmitter
 } from '@libp2p/interface'
+import { anySignal } from 'any-signal'
 import { raceSignal } from 'race-signal'
 import { PeerAnnouncer } from './announcer.js'
 import { MIN_RANDOM_LOOKUP_INTERVAL, KEY_LENGTH } from './constants.js'
@@ -23,6 +24,7 @@ import type { KadDiscoveryInit, ResolvedInit } from './init.js'
 import type { LookupNode, LookupResult } from './lookup.js'
 import type { BucketSnapshot, RandomSource, RemoveReason, TableNode } from './table/types.js'
 import type { AbortOptions, Logger, PeerDiscovery, PeerDiscoveryEvents, PeerId, PeerInfo, Startable } from '@libp2p/interface'
+import type { ClearableSignal } from 'any-signal'
 
 export type { KadDiscoveryComponents } from './components.js'
 
@@ -125,7 +127,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
         dialTimeout: this.init.requestTimeout
       })
     }
-    this.metrics.register({ table: this.table, dbSize: async () => this.db.size() })
+    this.metrics.register({ table: this.table, dbSize: async () => this.db.size(), now: this.now })
   }
 
   /** Whether the service runs. */
@@ -150,7 +152,8 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
 
   /**
    * Port of geth `Table.loop`'s start: loads the seeds (node database + bootnodes) as found
-   * nodes, starts the first refresh (after which inbound adds are accepted: `initDone`),
+   * nodes, starts the first refresh (after whose self lookup inbound adds are accepted:
+   * `initDone`),
    * arms the timers, and starts the auto-dialer.
    */
   async afterStart (): Promise<void> {
@@ -162,10 +165,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     const { refreshInterval, revalidateInterval, copyNodesInterval, expireInterval } = this.init
     // the first refresh runs at once; inbound adds wait for it (geth `initDone`)
     this.scheduler.add('refresh', {
-      run: async () => {
-        await this.refresh()
-        this.table.setInitDone()
-      },
+      run: async () => { await this.refresh() },
       next: now => now + refreshInterval
     }, now)
     this.scheduler.add('revalidate', {
@@ -198,6 +198,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     await this.scheduler.stop()
     await this.refreshing?.catch(() => {})
     this.refreshing = undefined
+    await this.lookups.drain()
     await this.server.stop()
     this.client.stop()
     try {
@@ -244,7 +245,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
           if (this.table.size === 0) {
             await this.refresh(opts)
           }
-          return (await this.doLookup(this.random.bytes(KEY_LENGTH), opts)).closest.map(toPeerInfoFromLookup)
+          return (await this.lookups.run(this.random.bytes(KEY_LENGTH), opts)).closest.map(toPeerInfoFromLookup)
         },
         sleep: async (ms, opts) => { await this.scheduler.sleep(ms, opts) },
         minLookupInterval: MIN_RANDOM_LOOKUP_INTERVAL,
@@ -256,6 +257,8 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       if (!signal.aborted) {
         throw err
       }
+    } finally {
+      signal.clear()
     }
   }
 
@@ -273,8 +276,13 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     if (this.table.size === 0) {
       await this.refresh(options)
     }
-    const result = await this.doLookup(key, options)
-    return result.closest.map(toPeerInfoFromLookup)
+    const signal = this.signalFor(options)
+    try {
+      const result = await this.lookups.run(key, { signal })
+      return result.closest.map(toPeerInfoFromLookup)
+    } finally {
+      signal.clear()
+    }
   }
 
   /**
@@ -304,6 +312,10 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     const started = this.now()
     await this.loadSeedNodes()
     await this.doLookup(this.table.selfKey, { signal }).catch(err => { this.lookupFailed(err) })
+    // geth's initDone waits for the whole first refresh; after the self lookup our
+    // neighbourhood is known, and with stale seeds the rest can take minutes, during which
+    // every node that contacts us would be turned away
+    this.table.setInitDone()
     for (let i = 0; i < 3 && !signal.aborted; i++) {
       await this.doLookup(this.random.bytes(KEY_LENGTH), { signal }).catch(err => { this.lookupFailed(err) })
     }
@@ -344,8 +356,9 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     }
   }
 
+  /** A refresh's lookup, on the service's own signal. */
   private async doLookup (target: Uint8Array, options: AbortOptions): Promise<LookupResult> {
-    return this.lookups.run(target, { signal: this.signalFor(options) })
+    return this.lookups.run(target, options)
   }
 
   /** A node proved itself (it answered, or sent a valid request): geth `addVerifiedNode`. */
@@ -394,9 +407,13 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     this.log.trace('removed %p: %s', node.id, reason)
   }
 
-  /** Aborts on stop() or on the caller's signal; many requests listen to it at once. */
-  private signalFor (options: AbortOptions): AbortSignal {
-    const signal = options.signal == null ? this.controller.signal : AbortSignal.any([this.controller.signal, options.signal])
+  /**
+   * Aborts on stop() or on the caller's signal; many requests listen to it at once.
+   * `clear()` it when done: it detaches from the service's long-lived signal, where
+   * `AbortSignal.any` would leave one dependant per call behind.
+   */
+  private signalFor (options: AbortOptions): ClearableSignal {
+    const signal = anySignal([this.controller.signal, options.signal])
     setMaxListeners(Infinity, signal)
     return signal
   }

@@ -1,3 +1,5 @@
+import { raceSignal } from 'race-signal'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { keyOf, keysEqual } from './table/key.js'
 import { NodesByDistance } from './table/nodes-by-distance.js'
 import type { Table } from './table/table.js'
@@ -38,8 +40,10 @@ export interface LookupResult {
   closest: LookupNode[]
   /** FIND_NODE requests sent. */
   queries: number
-  /** Requests that failed or came back empty. */
+  /** Requests that failed (no answer). */
   failures: number
+  /** Requests answered with no node at all (geth counts them against the node, too). */
+  empty: number
   /** Rounds: the longest chain of requests that each waited on an earlier answer. */
   rounds: number
   /** The keys of every node asked: the buckets the lookup passed through. */
@@ -49,27 +53,37 @@ export interface LookupResult {
 interface Candidate extends LookupNode {
   // the round in which this node was learned: the table seeds are round 0
   round: number
+  // undefined until asked; then whether it answered
+  answered?: boolean
 }
+
+/**
+ * A lookup stops asking new nodes after this many failed requests per `bucketSize`
+ * (16 with the default k): each failure hands its place among the closest to the next
+ * node, and without a bound a lookup among dead or overloaded nodes would ask on and on.
+ */
+export const MAX_FAILURES_PER_BUCKET_SIZE = 1
 
 /**
  * Port of geth `Table.lookup` (v1.8), iterative Kademlia: seed the result with the table's
  * `bucketSize` closest nodes, keep `alpha` FIND_NODE requests in flight to the closest
- * nodes not yet asked, merge each answer into the bounded sorted result (and hand every
- * node found to `table.addFoundNode`), and stop when nothing is in flight and the closest
- * `bucketSize` have all been asked. Self is never asked.
+ * nodes not yet asked, merge each answer into the sorted result (and hand every node found
+ * to `table.addFoundNode`), and stop when nothing is in flight and the `bucketSize`
+ * closest nodes seen have all been asked, or once `bucketSize` requests have failed. Self
+ * is never asked.
  *
- * Departure: a node whose request failed leaves the result (geth kept it), so the answer
- * holds only nodes that answered and a dead node cannot crowd out a live one.
+ * A node whose request failed is left out of the answer, which holds only nodes that
+ * answered, and its place among the closest goes to the next node seen (geth kept it in
+ * place, so one dead node cost the answer a place); a node that answered with an empty
+ * list answered, and stays.
  */
 export async function lookup (init: LookupInit, target: Uint8Array, options: AbortOptions = {}): Promise<LookupResult> {
   const { table, alpha, bucketSize, query } = init
+  const maxFailures = bucketSize * MAX_FAILURES_PER_BUCKET_SIZE
   const selfKey = table.selfKey
-  const keyText = (key: Uint8Array): string => Buffer.from(key).toString('base64')
-  // BOUNDED: each ≤ the number of distinct nodes the answers name (≤ queries × bucketSize)
-  const asked = new Set<string>([keyText(selfKey)])
+  // BOUNDED: ≤ the number of distinct nodes the answers name (≤ queries × bucketSize)
   const seen = new Set<string>([keyText(selfKey)])
-  // every candidate heard of, not only the closest bucketSize: a node whose request fails
-  // leaves, and the next closest must still be there to take its place
+  // every candidate heard of: the window of nodes to ask is its first bucketSize
   // BOUNDED: ≤ bucketSize + queries × bucketSize entries
   const result = new NodesByDistance<Candidate>(target, Number.MAX_SAFE_INTEGER)
   for (const node of table.closest(target, bucketSize)) {
@@ -79,42 +93,56 @@ export async function lookup (init: LookupInit, target: Uint8Array, options: Abo
 
   // BOUNDED: one key per request sent
   const askedKeys: Uint8Array[] = []
-  let queries = 0
   let failures = 0
+  let empty = 0
   let rounds = 0
   // BOUNDED: ≤ alpha promises in flight
-  const pending = new Map<string, Promise<{ node: Candidate, found: PeerInfo[] | undefined }>>()
+  const pending = new Map<Candidate, Promise<{ node: Candidate, found: PeerInfo[] | undefined }>>()
+  // BOUNDED: one entry per request sent
+  const asking = new Set<Candidate>()
 
   const ask = (node: Candidate): void => {
-    const id = keyText(node.key)
-    asked.add(id)
+    asking.add(node)
     askedKeys.push(node.key)
-    queries++
-    pending.set(id, query(node, target, options).then(
+    pending.set(node, query(node, target, options).then(
       found => ({ node, found }),
       () => ({ node, found: undefined })
     ))
   }
 
   for (;;) {
-    for (let i = 0; i < result.length && i < bucketSize && pending.size < alpha; i++) {
+    // the window: the bucketSize closest nodes seen that have not failed, so a failed
+    // node's place goes to the next closest (until maxFailures)
+    let window = 0
+    for (let i = 0; i < result.length && window < bucketSize && pending.size < alpha; i++) {
+      if (failures >= maxFailures) {
+        break
+      }
       const node = result.entries[i] as Candidate
-      if (!asked.has(keyText(node.key))) {
+      if (node.answered === false) {
+        continue
+      }
+      window++
+      if (node.answered === undefined && !asking.has(node)) {
         ask(node)
       }
     }
     if (pending.size === 0) {
       break
     }
-    const { node, found } = await Promise.race(pending.values())
-    pending.delete(keyText(node.key))
-    options.signal?.throwIfAborted()
-    if (found == null || found.length === 0) {
+    // the caller's abort ends the lookup at once, even while a request is slow to notice
+    const { node, found } = await raceSignal(Promise.race(pending.values()), options.signal)
+    pending.delete(node)
+    node.answered = found != null
+    if (found == null) {
       failures++
-      removeFromResult(result, node.key)
       continue
     }
     rounds = Math.max(rounds, node.round + 1)
+    if (found.length === 0) {
+      empty++
+      continue
+    }
     for (const info of found) {
       const key = keyOf(info.id)
       if (keysEqual(key, selfKey)) {
@@ -130,19 +158,20 @@ export async function lookup (init: LookupInit, target: Uint8Array, options: Abo
   }
 
   return {
-    closest: result.entries.slice(0, bucketSize).map(({ id, key, multiaddrs }) => ({ id, key, multiaddrs })),
-    queries,
+    closest: result.entries
+      .filter(node => node.answered === true)
+      .slice(0, bucketSize)
+      .map(({ id, key, multiaddrs }) => ({ id, key, multiaddrs })),
+    queries: askedKeys.length,
     failures,
+    empty,
     rounds,
     asked: askedKeys
   }
 }
 
-function removeFromResult (result: NodesByDistance<Candidate>, key: Uint8Array): void {
-  const i = result.entries.findIndex(entry => keysEqual(entry.key, key))
-  if (i >= 0) {
-    result.remove(i)
-  }
+function keyText (key: Uint8Array): string {
+  return uint8ArrayToString(key, 'base64')
 }
 
 /** What `randomNodes` draws from. */

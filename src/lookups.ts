@@ -1,5 +1,6 @@
 import { NotStartedError } from '@libp2p/interface'
 import { lookup } from './lookup.js'
+import { isPeerFault } from './protocol/client.js'
 import type { LookupNode, LookupResult } from './lookup.js'
 import type { DiscoveryMetrics } from './metrics.js'
 import type { ProtocolClient } from './protocol/client.js'
@@ -33,6 +34,9 @@ export class Lookups {
   private readonly init: LookupsInit
   // BOUNDED: ≤ nBuckets indexes
   private readonly passed = new Set<number>()
+  // BOUNDED: one entry per answer whose node database update is still running (≤ the
+  // requests of the lookups in flight, each a single queued read-modify-write)
+  private readonly bookkeeping = new Set<Promise<void>>()
 
   constructor (init: LookupsInit) {
     this.init = init
@@ -69,40 +73,55 @@ export class Lookups {
     }
   }
 
+  /** Waits for the node database bookkeeping of answers already in (`stop()` does). */
+  async drain (): Promise<void> {
+    while (this.bookkeeping.size > 0) {
+      await Promise.allSettled([...this.bookkeeping])
+    }
+  }
+
   /**
    * Port of geth `Table.findnode`: a FIND_NODE request with failure counting. A failed or
    * empty answer adds one to the node's consecutive failures in the node database; at
    * `maxFindnodeFailures` it is dropped (if its bucket keeps enough entries). A good answer
-   * resets the count (geth decremented it) and proves the node alive.
+   * resets the count (geth decremented it) and proves the node alive. Only the peer's own
+   * failures count (`isPeerFault`): a cancelled request, or one that timed out while our
+   * own event loop was overloaded, is never charged. The lookup does not wait for the
+   * node database: the counting runs behind it, one read-modify-write per answer.
    */
   private async findnode (node: LookupNode, target: Uint8Array, options: AbortOptions): Promise<PeerInfo[]> {
-    const { client, db, table, log } = this.init
     let found: PeerInfo[] = []
     let error: unknown
     try {
-      found = await client.findNode({ id: node.id, multiaddrs: node.multiaddrs }, target, options)
+      found = await this.init.client.findNode({ id: node.id, multiaddrs: node.multiaddrs }, target, options)
     } catch (err) {
       error = err
     }
     if (!this.init.running()) {
       throw error ?? new NotStartedError('stopped')
     }
-    const ok = error == null && found.length > 0
-    try {
-      const fails = await db.recordFindnode(node.id, ok)
-      if (fails >= this.init.maxFindnodeFailures && table.dropFailedNode(node.id)) {
-        log('dropped %p after %d failed requests', node.id, fails)
-      }
-      if (ok) {
-        await db.updateLastPongReceived(node.id, this.init.now())
-      }
-    } catch (err) {
-      log.error('node database update failed - %e', err)
+    const cancelled = options.signal?.aborted === true
+    if (!cancelled && (error == null || isPeerFault(error))) {
+      this.count(node, error == null && found.length > 0)
     }
     if (error != null) {
       throw error
     }
     this.init.onAnswer({ id: node.id, multiaddrs: node.multiaddrs })
     return found
+  }
+
+  /** Records one findnode outcome in the node database, in the background. */
+  private count (node: LookupNode, ok: boolean): void {
+    const { db, table, log } = this.init
+    const task: Promise<void> = db.recordFindnode(node.id, ok, ok ? this.init.now() : undefined)
+      .then(fails => {
+        if (fails >= this.init.maxFindnodeFailures && this.init.running() && table.dropFailedNode(node.id)) {
+          log('dropped %p after %d failed requests', node.id, fails)
+        }
+      })
+      .catch(err => { log.error('node database update failed - %e', err) })
+      .finally(() => { this.bookkeeping.delete(task) })
+    this.bookkeeping.add(task)
   }
 }

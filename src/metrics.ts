@@ -1,3 +1,4 @@
+import { loadMark, utilizationSince } from './protocol/load.js'
 import { AddResult } from './table/types.js'
 import type { RevalidationOutcome } from './table/revalidation.js'
 import type { Table } from './table/table.js'
@@ -8,6 +9,25 @@ import type { CounterGroup, Histogram, Metrics, StopTimer } from '@libp2p/interf
 export interface MetricSources {
   table: Table
   dbSize(): Promise<number>
+  now(): number
+}
+
+// counting the node database is a scan of every record: scrapes every few seconds must
+// not queue one behind every lookup's bookkeeping
+const DB_SIZE_TTL = 60_000
+
+/** `read`, called at most once per `ttl` ms; between, the last value (or the call in flight). */
+function cachedFor (ttl: number, read: () => Promise<number>, now: () => number): () => Promise<number> {
+  let last: Promise<number> | undefined
+  let at = -Infinity
+  return async () => {
+    if (last == null || now() - at >= ttl) {
+      at = now()
+      last = read()
+      last.catch(() => { last = undefined })
+    }
+    return last
+  }
 }
 
 const PREFIX = 'libp2p_kad_discovery'
@@ -47,7 +67,16 @@ export class DiscoveryMetrics {
       help: 'Nodes on replacement lists',
       calculate: () => table.buckets().reduce((sum, b) => sum + b.replacements.length, 0)
     })
-    metrics.registerMetric(`${PREFIX}_node_db_size`, { help: 'Records in the node database', calculate: sources.dbSize })
+    metrics.registerMetric(`${PREFIX}_node_db_size`, { help: 'Records in the node database (counted at most once a minute)', calculate: cachedFor(DB_SIZE_TTL, sources.dbSize, sources.now) })
+    let since = loadMark()
+    metrics.registerMetric(`${PREFIX}_event_loop_utilization`, {
+      help: 'Share of the time since the last scrape the event loop was busy, 0 to 1 (Node only): near 1, timeouts are not charged to peers',
+      calculate: () => {
+        const load = utilizationSince(since) ?? 0
+        since = loadMark()
+        return load
+      }
+    })
     this.adds = metrics.registerCounterGroup(`${PREFIX}_adds_total`, { label: 'result', help: 'Nodes offered to the table by outcome; ip-limit counts refusals' })
     this.revalidations = metrics.registerCounterGroup(`${PREFIX}_revalidations_total`, { label: 'outcome', help: 'Revalidation pings by outcome' })
     this.evictions = metrics.registerCounterGroup(`${PREFIX}_evictions_total`, { label: 'reason', help: 'Nodes that left the table, by reason' })

@@ -97,6 +97,37 @@ describe('lookup', () => {
     }
   })
 
+  it('keeps a node that answered with an empty list in the result, and counts the empty answer', async () => {
+    const target = random.bytes(32)
+    const closest = network.trueClosest(target, 1)[0]!
+    const query: QueryFunction = async (node, key, options) => hex(node.key) === closest.hex ? [] : network.query(node, key, options)
+    const result = await lookup(initFor(21, query), target)
+    assert.equal(result.closest[0] != null && hex(result.closest[0].key), closest.hex, 'it answered, so it is the closest answer')
+    assert.equal(result.empty, 1)
+    assert.equal(result.failures, 0)
+  })
+
+  it('stops asking after bucketSize failed requests, however many nodes it has heard of', async () => {
+    const source = 22
+    const seeds = new Set(network.tableOf(source).closest(random.bytes(32), 0).map(n => hex(n.key)))
+    const target = random.bytes(32)
+    for (const node of network.tableOf(source).closest(target, 16)) {
+      seeds.add(hex(node.key))
+    }
+    // the table's closest answer with 16 nodes each; every node they name is dead
+    const query: QueryFunction = async (node, key, options) => {
+      if (!seeds.has(hex(node.key))) {
+        throw new Error('dead')
+      }
+      return network.query(node, key, options)
+    }
+    const result = await lookup(initFor(source, query), target)
+    assert.ok(result.failures >= 16, `${result.failures} failures`)
+    // the bound, plus requests already in flight when it was reached
+    assert.ok(result.failures < 16 + 3, `${result.failures} failures`)
+    assert.ok(result.queries <= seeds.size + 16 + 2, `${result.queries} requests`)
+  })
+
   it('hands every node found to the table as a found node', async () => {
     const sim = new SimulatedNetwork(300, 13)
     const table = sim.tableOf(0)

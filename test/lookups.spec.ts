@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict'
 import { multiaddr } from '@multiformats/multiaddr'
+import { PROTOCOL } from '../src/constants.js'
+import { kadDiscovery } from '../src/index.js'
 import { keyOf } from '../src/table/key.js'
 import { seededRandom } from '../src/table/random.js'
 import { TestNodes, waitFor } from './utils/libp2p.js'
-import { startNetwork } from './utils/network.js'
+import { FAST, startNetwork } from './utils/network.js'
 import { fakePeerId } from './utils/peers.js'
 import type { LookupNode } from '../src/lookup.js'
+import type { DiscoveryNode } from './utils/network.js'
 import type { NodeDB } from '../src/store/node-db.js'
 import type { Table } from '../src/table/table.js'
 import type { PeerId } from '@libp2p/interface'
@@ -13,7 +16,7 @@ import type { PeerId } from '@libp2p/interface'
 interface Internals {
   table: Table
   db: NodeDB
-  lookups: { findnode(node: LookupNode, target: Uint8Array, options: object): Promise<unknown> }
+  lookups: { findnode(node: LookupNode, target: Uint8Array, options: object): Promise<unknown>, drain(): Promise<void> }
 }
 
 describe('findnode failure counting (geth Table.findnode)', function () {
@@ -44,6 +47,7 @@ describe('findnode failure counting (geth Table.findnode)', function () {
     const target = random.bytes(32)
     for (let i = 1; i <= 5; i++) {
       await assert.rejects(internals.lookups.findnode(deadNode, target, {}))
+      await internals.lookups.drain()
       assert.equal(await internals.db.findFails(dead), i)
       assert.equal(table.getNode(dead) != null, i < 5, `in the table after ${i} failures: ${i < 5}`)
     }
@@ -53,6 +57,74 @@ describe('findnode failure counting (geth Table.findnode)', function () {
     await internals.db.recordFindnode(live.peerId, false)
     await internals.db.recordFindnode(live.peerId, false)
     await internals.lookups.findnode(liveNode, target, {})
+    await internals.lookups.drain()
     assert.equal(await internals.db.findFails(live.peerId), 0)
+  })
+})
+
+describe('only a peer\'s own failures are charged to it', function () {
+  this.timeout(60_000)
+  const nodes = new TestNodes()
+  afterEach(async () => { await nodes.stop() })
+
+  /** A discovery node and a peer that reads requests and never answers them. */
+  async function silentPeer (requestTimeout: number): Promise<{ internals: Internals, silent: LookupNode, discovery: DiscoveryNode }> {
+    const discovery = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, requestTimeout, autoDial: { enabled: false } }) } })
+    const peer = await nodes.create()
+    await peer.handle(PROTOCOL, async (stream) => {
+      // hold the stream: no answer, no reset
+      await new Promise(resolve => setTimeout(resolve, 10_000)).catch(() => {})
+      stream.abort(new Error('done'))
+    })
+    const multiaddrs = peer.getMultiaddrs()
+    return {
+      internals: discovery.services.discovery as unknown as Internals,
+      silent: { id: peer.peerId, key: keyOf(peer.peerId), multiaddrs },
+      discovery
+    }
+  }
+
+  it('charges a timeout while our event loop kept up', async () => {
+    const { internals, silent } = await silentPeer(300)
+    await assert.rejects(internals.lookups.findnode(silent, new Uint8Array(32), {}), { name: 'TimeoutError' })
+    await internals.lookups.drain()
+    assert.equal(await internals.db.findFails(silent.id), 1)
+  })
+
+  it('never charges a timeout while our own event loop was overloaded', async () => {
+    const { internals, silent } = await silentPeer(300)
+    const request = internals.lookups.findnode(silent, new Uint8Array(32), {})
+    // the whole process busy past the deadline, as 200 nodes in one process make it
+    const until = Date.now() + 600
+    while (Date.now() < until) {
+      // busy
+    }
+    await assert.rejects(request, { name: 'TimeoutError' })
+    await internals.lookups.drain()
+    assert.equal(await internals.db.findFails(silent.id), 0)
+  })
+
+  it('never charges a cancelled request, nor any request of an aborted lookup', async () => {
+    const { internals, silent, discovery } = await silentPeer(5000)
+    const controller = new AbortController()
+    const request = internals.lookups.findnode(silent, new Uint8Array(32), { signal: controller.signal })
+    setTimeout(() => { controller.abort() }, 100)
+    await assert.rejects(request, { name: 'AbortError' })
+    // a user's lookup, aborted while it waits on the silent node
+    internals.table.addFoundNode({ id: silent.id, multiaddrs: silent.multiaddrs })
+    const aborted = new AbortController()
+    const lookup = discovery.services.discovery.lookup(silent.key, { signal: aborted.signal })
+    setTimeout(() => { aborted.abort() }, 200)
+    await assert.rejects(lookup, { name: 'AbortError' })
+    await internals.lookups.drain()
+    assert.equal(await internals.db.findFails(silent.id), 0)
+  })
+
+  it('keeps a node that answered with an empty list: two nodes find each other', async () => {
+    const a = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
+    const b = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false }, bootnodes: [a.getMultiaddrs()[0]!.toString()] }) } })
+    // a's table may hold only b, which never answers with itself: a's answer is empty
+    const found = await b.services.discovery.lookup(a.peerId)
+    assert.deepEqual(found.map(n => n.id.toString()), [a.peerId.toString()])
   })
 })

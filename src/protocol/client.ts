@@ -7,6 +7,7 @@ import { RequestConnections } from './connections.js'
 import { checkResponse, fromPbPeer, invalidMessage, isOversized, messageCodec, reasonOf } from './convert.js'
 import { Counters } from './counters.js'
 import { deadline, nextEvent } from './deadline.js'
+import { loadMark, overloadedSince } from './load.js'
 import { Message } from './pb/message.js'
 import { ipOf, relayableAddrs } from './relay.js'
 import { positive, PROTOCOL_LOG_NAME, protocolSettings } from './settings.js'
@@ -53,6 +54,11 @@ export interface ProtocolClientInit {
    */
   connectionIdleLinger?: number
   /**
+   * The most connections dialed only for requests kept open at once; past it, the one idle
+   * longest closes as soon as it is idle. @default 8
+   */
+  maxRequestConnections?: number
+  /**
    * Asked before a connection dialed only for requests is closed: return `true` to keep
    * it (say, the dialer now wants this peer). @default every such connection is closed
    */
@@ -89,7 +95,8 @@ interface Attempt {
  */
 export class ProtocolClient implements Startable {
   /**
-   * Counters: `sent.PING`, `sent.FIND_NODE`, `received.PONG`, `received.NODES`, `timeout`,
+   * Counters: `sent.PING`, `sent.FIND_NODE`, `received.PONG`, `received.NODES`, `timeout`, `timeoutOverloaded` (a
+   * timeout while our own event loop was saturated: not the peer's fault),
    * `aborted`, `retry`, `invalid.<reason>`, `relayRefused.<reason>`, `dialError`, `reset`,
    * `connectionLost`, `error`, `connectionsOpened`, `connectionsClosed`, `connectionsHandedOver`.
    */
@@ -109,6 +116,7 @@ export class ProtocolClient implements Startable {
       protocol: this.settings.protocol,
       linger: positive('connectionLinger', init.connectionLinger ?? 2000),
       idleLinger: init.connectionIdleLinger ?? DEFAULT_IDLE_LINGER,
+      maxRequestConnections: init.maxRequestConnections,
       keepConnection: init.keepConnection
     }, this.log, this.counters)
     this.shutdown = newShutdown()
@@ -191,21 +199,34 @@ export class ProtocolClient implements Startable {
     const id = isPeerId(peer) ? peer : peer.id
     const addrs = isPeerId(peer) ? [] : peer.multiaddrs
     this.counters.increment(`sent.${request.type}`)
+    const { requestTimeout } = this.settings
+    const started = loadMark()
+    // one deadline for the request, dial and retry included
+    const limit = deadline(requestTimeout, () => {
+      const err = new TimeoutError(`${request.type} to ${id} timed out after ${requestTimeout} ms`)
+      if (overloadedSince(started, requestTimeout)) {
+        LOCAL_OVERLOAD.add(err)
+      }
+      return err
+    }, options.signal, this.shutdown.signal)
     const state: Attempt = {}
     try {
-      return await this.attempt(id, addrs, request, options, parse, state)
-    } catch (err) {
-      if (state.lost == null || options.signal?.aborted === true || this.shutdown.signal.aborted) {
-        throw err
+      try {
+        return await this.attempt(id, addrs, request, options, parse, state, limit)
+      } catch (err) {
+        if (state.lost == null || limit.signal.aborted) {
+          throw err
+        }
+        this.counters.increment('retry')
+        this.log('connection to %p lost during %s, retrying once - %e', id, request.type, err)
+        return await this.attempt(id, addrs, request, options, parse, { lost: state.lost }, limit)
       }
-      this.counters.increment('retry')
-      this.log('connection to %p lost during %s, retrying once - %e', id, request.type, err)
-      return await this.attempt(id, addrs, request, options, parse, { lost: state.lost })
+    } finally {
+      limit.clear()
     }
   }
 
-  private async attempt<T> (peer: PeerId, addrs: Multiaddr[], request: Message, options: PingOptions, parse: Parse<T>, state: Attempt): Promise<T> {
-    const limit = deadline(this.settings.requestTimeout, () => new TimeoutError(`${request.type} to ${peer} timed out after ${this.settings.requestTimeout} ms`), options.signal, this.shutdown.signal)
+  private async attempt<T> (peer: PeerId, addrs: Multiaddr[], request: Message, options: PingOptions, parse: Parse<T>, state: Attempt, limit: Deadline): Promise<T> {
     const signal = limit.signal
     let lease: Lease | undefined
     let stream: Stream | undefined
@@ -233,7 +254,6 @@ export class ProtocolClient implements Startable {
       stream?.abort(err)
       throw await this.failure(err, limit, lease, reset, state, peer)
     } finally {
-      limit.clear()
       if (lease != null) {
         this.connections.release(lease)
       }
@@ -245,7 +265,7 @@ export class ProtocolClient implements Startable {
     if (limit.signal.aborted) {
       const reason = limit.signal.reason
       if (reason instanceof TimeoutError) {
-        this.counters.increment('timeout')
+        this.counters.increment(LOCAL_OVERLOAD.has(reason) ? 'timeoutOverloaded' : 'timeout')
         this.log('request to %p timed out', peer)
         return reason
       }
@@ -300,6 +320,25 @@ export class ProtocolClient implements Startable {
     }
     return connection.status !== 'open'
   }
+}
+
+// BOUNDED: weak; the timeouts that fired while our own event loop was overloaded
+const LOCAL_OVERLOAD = new WeakSet<Error>()
+
+/**
+ * Whether a failed request is the peer's own fault, to be counted against it (geth's
+ * findnode failures): a refused or failed dial, a reset, a malformed answer, a timeout
+ * while our event loop kept up. Never a cancellation (the caller's signal, `stop()`) nor a
+ * timeout while our own loop was overloaded: neither says anything about the peer.
+ */
+export function isPeerFault (err: unknown): boolean {
+  if (!(err instanceof Error)) {
+    return true
+  }
+  if (err.name === 'AbortError' || err.name === 'NotStartedError') {
+    return false
+  }
+  return !LOCAL_OVERLOAD.has(err)
 }
 
 /** Errors libp2p throws for a connection or muxer that is closing or closed. */

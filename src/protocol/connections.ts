@@ -1,22 +1,35 @@
 import { setMaxListeners } from 'node:events'
 import { InvalidParametersError } from '@libp2p/interface'
 import { CODE_P2P } from '@multiformats/multiaddr'
+import { raceSignal } from 'race-signal'
+import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { deadline, nextEvent } from './deadline.js'
+import { ipOf } from './relay.js'
 import type { Counters } from './counters.js'
-import type { AbortOptions, Connection, Logger, PeerId, Stream } from '@libp2p/interface'
+import type { AbortOptions, Connection, Logger, PeerId } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 /**
  * Protocols whose streams do not make a connection worth keeping: libp2p runs them on
- * every new connection (the same list as libp2p's `safelyCloseConnectionIfUnused`).
+ * every connection by itself (libp2p's `safelyCloseConnectionIfUnused` list, plus the
+ * connection monitor's ping, which opens a stream on every connection every 10 s).
  */
 export const HOUSEKEEPING_PROTOCOLS = new Set([
   '/ipfs/id/1.0.0',
   '/ipfs/id/push/1.0.0',
+  '/ipfs/ping/1.0.0',
   '/libp2p/autonat/1.0.0',
+  '/libp2p/autonat/2/dial-request',
+  '/libp2p/autonat/2/dial-back',
   '/libp2p/dcutr'
 ])
+
+/** Housekeeping a new connection is worth keeping open for: identify's exchange. */
+const IDENTIFY_PROTOCOLS = new Set(['/ipfs/id/1.0.0', '/ipfs/id/push/1.0.0'])
+
+/** The default `maxRequestConnections`. */
+export const DEFAULT_MAX_REQUEST_CONNECTIONS = 8
 
 /** How `RequestConnections` is set up. */
 export interface RequestConnectionsInit {
@@ -31,6 +44,11 @@ export interface RequestConnectionsInit {
    * identify exchange) costs ten times the request. 0 closes at once.
    */
   idleLinger?: number
+  /**
+   * The most request-only connections kept open at once: past it, the one idle longest
+   * is closed as soon as it is idle. @default 8
+   */
+  maxRequestConnections?: number
   /** Asked before a request-only connection is closed; `true` keeps it. */
   keepConnection?(connection: Connection): boolean
 }
@@ -39,8 +57,12 @@ interface Owned {
   connection: Connection
   /** Requests of ours using it now. */
   refs: number
-  /** Wakes an idle linger when a request takes the connection again. */
-  reused?: () => void
+  /** When its last request ended: the least recently used idle connection goes first. */
+  idleSince: number
+  /** Wakes an idle linger: `true` when a request took the connection again. */
+  wake?: (reused: boolean) => void
+  /** Picked to close, to make room under `maxRequestConnections`. */
+  evicted?: boolean
 }
 
 /** A connection for one request, and whether this request owns a share of it. */
@@ -51,22 +73,28 @@ export interface Lease {
 }
 
 /**
- * The connection policy of DESIGN.md §6: a request reuses any open connection to the
- * peer; when there is none it dials one, and that connection is discovery's own: once
- * the last request on it is done and libp2p's housekeeping streams on it (identify, which
- * the answering node needs for our addresses) have finished, it is closed, so request
- * connections never pile up against a busy node's `maxConnections`. A connection that
- * somebody else starts using (a stream of another protocol, or `keepConnection`) is left
- * alone from then on.
+ * The connection policy of DESIGN.md §6, chosen by measurement (README, "Connections"):
+ * a request reuses any open connection to the peer; when there is none it dials one. That
+ * connection is discovery's own only when nobody else had one to the peer or was dialing
+ * it; it is closed once its last request is done, libp2p's housekeeping streams on it
+ * (identify, which the answering node needs for our addresses) have finished, and it has
+ * stayed idle for `idleLinger`, or at once when the node holds another connection to the
+ * peer or more than `maxRequestConnections` such connections. A connection that somebody
+ * else starts using (a stream of another protocol, `keepConnection`, `claim`) is left
+ * alone from then on, and one discovery did not open is never closed here.
  */
 export class RequestConnections {
   private readonly connectionManager: ConnectionManager
   private readonly init: RequestConnectionsInit
   private readonly log: Logger
   private readonly counters: Counters
+  private readonly maxOwned: number
   // BOUNDED: one entry per open connection this client dialed, removed when it closes or
-  // is handed over; so ≤ the connection manager's maxConnections
+  // is handed over; past maxRequestConnections idle ones are closed, so ≤ that plus those
+  // with requests in flight
   private readonly owned = new Map<string, Owned>()
+  // BOUNDED: one entry per dial in flight (≤ requests in flight)
+  private readonly dialing = new Map<string, Promise<Connection>>()
   // BOUNDED: weak; connections this client is closing, which must not be reused meanwhile
   private readonly closing = new WeakSet<Connection>()
   private shutdown = newShutdown()
@@ -76,6 +104,7 @@ export class RequestConnections {
     this.init = init
     this.log = log
     this.counters = counters
+    this.maxOwned = init.maxRequestConnections ?? DEFAULT_MAX_REQUEST_CONNECTIONS
   }
 
   /** Re-arms after `stop()`. */
@@ -95,29 +124,50 @@ export class RequestConnections {
    * A connection to `peer` for one request: an open one if there is, else a new one to
    * `addrs` (or to what the peer store knows when `addrs` is empty). `lost` is a
    * connection that just failed a request: never handed out again. With `atAddrs`, only
-   * a connection we dialed to one of `addrs` will do, so an answer over it proves the
-   * peer is reachable there. Pair with `release`.
+   * a connection to one of `addrs` will do (one we dialed there, or an inbound one from
+   * the IP of one of them), so an answer over it proves the peer is reachable there.
+   * Pair with `release`.
    */
   async acquire (peer: PeerId, addrs: Multiaddr[], options: AbortOptions, lost?: Connection, atAddrs = false): Promise<Lease> {
     const targets = dialTargets(peer, addrs)
     if (atAddrs && targets.length === 0) {
       throw new InvalidParametersError(`no address of ${peer} to check`)
     }
-    const open = this.connectionManager.getConnections(peer).filter(c => c.status === 'open')
-    // a transport may or may not put /p2p on a connection's remote address: compare without
-    const listed = atAddrs ? new Set(targets.map(withoutPeer)) : undefined
-    const usable = open.find(c => c.limits == null && c !== lost && !this.closing.has(c) &&
-      (listed == null || (c.direction === 'outbound' && listed.has(withoutPeer(c.remoteAddr)))))
+    const open = this.openConnections(peer)
+    const usable = open.find(c => c !== lost && (!atAddrs || reaches(c, targets)))
     if (usable != null) {
-      return this.lease(usable, false)
+      return this.lease(usable)
     }
-    // a connection on its way out still looks open to the connection manager, which would
-    // hand it back: dial past it
-    const force = open.length > 0
-    const connection = await this.connectionManager.openConnection(targets.length > 0 ? targets : peer, { ...options, force })
-    // another request may have dialed it concurrently (the dial queue hands both the same
-    // one); an inbound connection that appeared meanwhile is the remote's, never ours
-    return this.lease(connection, connection.direction === 'outbound')
+    const key = peer.toString()
+    const ours = this.dialing.get(key)
+    if (ours != null && !atAddrs && lost == null) {
+      // another request of ours is dialing the peer: share its connection
+      return this.lease(await raceSignal(ours, options.signal))
+    }
+    // a connection on its way out, one that failed a request, or one that cannot prove
+    // the addresses still looks open to the connection manager, which would hand it back
+    const force = this.connectionManager.getConnections(peer).some(c => c.status === 'open')
+    // a dial somebody else had started (which ours joins), or a connection that was there
+    // before, is never ours
+    const theirs = this.connectionManager.getDialQueue().some(dial => dial.peerId?.equals(peer) === true)
+    const before = new Set(this.connectionManager.getConnections(peer).map(c => c.id))
+    const dial = this.connectionManager.openConnection(targets.length > 0 ? targets : peer, { ...options, force })
+    if (!theirs) {
+      this.dialing.set(key, dial)
+    }
+    let connection: Connection
+    try {
+      connection = await dial
+    } finally {
+      if (this.dialing.get(key) === dial) {
+        this.dialing.delete(key)
+      }
+    }
+    // an inbound connection that appeared meanwhile is the remote's, never ours
+    if (!theirs && connection.direction === 'outbound' && !before.has(connection.id)) {
+      this.own(connection)
+    }
+    return this.lease(connection)
   }
 
   /** Ends one request's use of a connection from `acquire`. */
@@ -131,6 +181,7 @@ export class RequestConnections {
     }
     entry.refs--
     if (entry.refs === 0) {
+      entry.idleSince = Date.now()
       this.closeWhenIdle(entry).catch(err => {
         this.log.error('could not close request connection to %p - %e', entry.connection.remotePeer, err)
       })
@@ -151,29 +202,61 @@ export class RequestConnections {
     return true
   }
 
+  /** Whether `connection` is one discovery opened for its requests and still owns. */
+  owns (connection: Connection): boolean {
+    return this.owned.has(connection.id)
+  }
+
   /** How many connections discovery holds open for its requests. */
   get size (): number {
     return this.owned.size
   }
 
-  /** A lease on `connection`; `dialed` when this client just dialed it, so it may own it. */
-  private lease (connection: Connection, dialed: boolean): Lease {
-    let entry = this.owned.get(connection.id)
-    if (entry == null && dialed) {
-      entry = { connection, refs: 0 }
-      this.owned.set(connection.id, entry)
-      this.counters.increment('connectionsOpened')
-      this.log('opened request connection %s to %p', connection.id, connection.remotePeer)
-      connection.addEventListener('close', () => {
-        this.owned.delete(connection.id)
-      }, { once: true })
-    }
-    if (entry == null) {
+  /** The peer's open connections a request may use. */
+  private openConnections (peer: PeerId): Connection[] {
+    return this.connectionManager.getConnections(peer).filter(c => c.status === 'open' && c.limits == null && !this.closing.has(c))
+  }
+
+  private own (connection: Connection): void {
+    this.owned.set(connection.id, { connection, refs: 0, idleSince: Date.now() })
+    this.counters.increment('connectionsOpened')
+    this.log('opened request connection %s to %p', connection.id, connection.remotePeer)
+    connection.addEventListener('close', () => {
+      this.owned.get(connection.id)?.wake?.(false)
+      this.owned.delete(connection.id)
+    }, { once: true })
+  }
+
+  /** A lease on `connection`, a share of it if discovery owns it. */
+  private lease (connection: Connection): Lease {
+    const entry = this.owned.get(connection.id)
+    if (entry == null || entry.evicted === true) {
       return { connection, owned: false }
     }
     entry.refs++
-    entry.reused?.()
+    entry.wake?.(true)
     return { connection, owned: true }
+  }
+
+  /** Past `maxRequestConnections`, wakes the idle connections used longest ago, which close. */
+  private trim (): void {
+    const kept = [...this.owned.values()].filter(e => e.evicted !== true)
+    let excess = kept.length - this.maxOwned
+    if (excess <= 0) {
+      return
+    }
+    const lingering = kept.filter(e => e.refs === 0 && e.wake != null).sort((a, b) => a.idleSince - b.idleSince)
+    for (const entry of lingering) {
+      if (excess-- <= 0) {
+        break
+      }
+      entry.evicted = true
+      entry.wake?.(false)
+    }
+  }
+
+  private stillIdle (entry: Owned): boolean {
+    return entry.refs === 0 && entry.connection.status === 'open' && this.owned.get(entry.connection.id) === entry
   }
 
   private async closeWhenIdle (entry: Owned): Promise<void> {
@@ -184,13 +267,7 @@ export class RequestConnections {
     } finally {
       linger.clear()
     }
-    if (entry.refs > 0 || connection.status !== 'open' || this.owned.get(connection.id) !== entry) {
-      return
-    }
-    if (await this.reusedWhileIdle(entry)) {
-      return
-    }
-    if (entry.refs > 0 || connection.status !== 'open' || this.owned.get(connection.id) !== entry) {
+    if (!this.stillIdle(entry) || await this.reusedWhileIdle(entry) || !this.stillIdle(entry)) {
       return
     }
     if (this.init.keepConnection?.(connection) === true) {
@@ -210,30 +287,32 @@ export class RequestConnections {
 
   /**
    * Keeps an idle connection for `idleLinger` while the node has room (under a quarter of
-   * its `maxConnections`); true when a request took it again meanwhile.
+   * its `maxConnections`), it is not the one idle longest past `maxRequestConnections`,
+   * and the node has no other connection to the peer; true when a request took it again
+   * meanwhile.
    */
   private async reusedWhileIdle (entry: Owned): Promise<boolean> {
     const idle = this.init.idleLinger ?? 0
     const { connectionManager } = this
-    if (idle <= 0 || connectionManager.getConnections().length * 4 >= connectionManager.getMaxConnections()) {
+    const duplicate = connectionManager.getConnections(entry.connection.remotePeer).some(c => c !== entry.connection && c.status === 'open')
+    if (idle <= 0 || duplicate || connectionManager.getConnections().length * 4 >= connectionManager.getMaxConnections()) {
       return false
     }
     const wait = deadline(idle, () => new Error('idle linger over'), this.shutdown.signal)
-    let onClose: (() => void) | undefined
+    let onAbort: (() => void) | undefined
     try {
       return await new Promise<boolean>(resolve => {
-        onClose = () => { resolve(false) }
-        entry.reused = () => { resolve(true) }
-        wait.signal.addEventListener('abort', onClose, { once: true })
-        entry.connection.addEventListener('close', onClose, { once: true })
+        onAbort = () => { resolve(false) }
+        entry.wake = resolve
+        wait.signal.addEventListener('abort', onAbort, { once: true })
+        // past the budget, the connection idle longest goes: maybe this one
+        this.trim()
       })
     } finally {
-      // a connection reused every few seconds would otherwise gain a listener per wait
-      if (onClose != null) {
-        entry.connection.removeEventListener('close', onClose)
-        wait.signal.removeEventListener('abort', onClose)
+      if (onAbort != null) {
+        wait.signal.removeEventListener('abort', onAbort)
       }
-      entry.reused = undefined
+      entry.wake = undefined
       wait.clear()
     }
   }
@@ -250,14 +329,18 @@ export class RequestConnections {
         this.handOver(entry, 'in use by another protocol')
         return
       }
-      if (busy.length === 0) {
+      // identify's exchange is worth its wait (the answering node needs our addresses);
+      // the rest of the housekeeping (a ping every 10 s) never keeps the connection for us
+      const awaited = busy.filter(s => s.protocol === '' || s.protocol === this.init.protocol || IDENTIFY_PROTOCOLS.has(s.protocol))
+      if (awaited.length === 0) {
         break
       }
-      await nextEvent(busy, 'close', signal)
+      await nextEvent(awaited, 'close', signal)
     }
   }
 
   private handOver (entry: Owned, why: string): void {
+    entry.wake?.(true)
     this.owned.delete(entry.connection.id)
     this.counters.increment('connectionsHandedOver')
     this.log('leaving connection %s to %p open: %s', entry.connection.id, entry.connection.remotePeer, why)
@@ -271,19 +354,28 @@ function newShutdown (): AbortController {
   return controller
 }
 
-/**
- * Whether a connection carries nothing but `protocol` and libp2p's housekeeping streams
- * (ignoring `except`): nobody else would miss it.
- */
-export function onlyDiscovery (connection: Connection, protocol: string, except?: Stream): boolean {
-  return connection.streams.every(s => s === except || s.status !== 'open' || s.protocol === '' ||
-    s.protocol === protocol || HOUSEKEEPING_PROTOCOLS.has(s.protocol))
-}
-
 /** A multiaddr without its trailing `/p2p/<peer>`, as a string. */
 function withoutPeer (ma: Multiaddr): string {
   const components = ma.getComponents()
   return components[components.length - 1]?.code === CODE_P2P ? ma.decapsulateCode(CODE_P2P).toString() : ma.toString()
+}
+
+/**
+ * Whether an answer over `connection` proves the peer reachable at one of `targets`: we
+ * dialed it there, or it dialed us from the IP of one of them (a TCP dialer's port is an
+ * ephemeral one, but its IP is where the entry says it is; a second connection to check
+ * the port would double the pair's connections).
+ */
+function reaches (connection: Connection, targets: Multiaddr[]): boolean {
+  if (connection.direction === 'outbound') {
+    const remote = withoutPeer(connection.remoteAddr)
+    return targets.some(t => withoutPeer(t) === remote)
+  }
+  const ip = ipOf(connection.remoteAddr)
+  return ip != null && targets.some(t => {
+    const listed = ipOf(t)
+    return listed != null && uint8ArrayEquals(listed, ip)
+  })
 }
 
 /** `addrs` with `/p2p/<peer>` appended where missing, so the dial verifies who answers. */

@@ -2,7 +2,6 @@ import { setMaxListeners } from 'node:events'
 import { AbortError, NotStartedError, TimeoutError } from '@libp2p/interface'
 import { pbStream } from '@libp2p/utils'
 import { RateLimitedError } from '../errors.js'
-import { onlyDiscovery } from './connections.js'
 import { ContactAddresses } from './contacts.js'
 import { checkRequest, isOversized, MAX_ADDRS_PER_PEER, messageCodec, reasonOf, toPbPeer } from './convert.js'
 import { Counters } from './counters.js'
@@ -17,7 +16,7 @@ import type {
   ComponentLogger, Connection, Libp2pEvents, Logger, Metrics, PeerId, PeerInfo,
   PeerStore, Startable, Stream, TypedEventTarget
 } from '@libp2p/interface'
-import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import type { Registrar } from '@libp2p/interface-internal'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 /** What the server needs from libp2p. */
@@ -35,11 +34,6 @@ export interface ProtocolServerComponents {
    * running on a new connection), the server waits for its `peer:identify`.
    */
   events?: TypedEventTarget<Libp2pEvents>
-  /**
-   * When present, a node at half its `maxConnections` or more closes an inbound
-   * connection once it carries nothing but answered requests (see `shed`).
-   */
-  connectionManager?: ConnectionManager
 }
 
 /** A node as `closest` returns it (a `TableNode` fits). */
@@ -270,31 +264,5 @@ export class ProtocolServer implements Startable {
     }
     this.counters.increment('contact')
     this.init.onContact({ id: peer, multiaddrs })
-    await this.shed(connection)
-  }
-
-  /**
-   * A busy node (half its `maxConnections` or more) closes an inbound connection that only
-   * served discovery requests, once the requester is identified: the requester may keep
-   * its end open for reuse, but a bootnode must not fill up with them (kad-dht's
-   * bootnodes did at 500 nodes). Its real peers' connections are left alone.
-   */
-  private async shed (connection: Connection): Promise<void> {
-    const connectionManager = this.components.connectionManager
-    if (connectionManager == null || connection.direction !== 'inbound' || connection.status !== 'open') {
-      return
-    }
-    if (connectionManager.getConnections().length * 2 < connectionManager.getMaxConnections()) {
-      return
-    }
-    if (!onlyDiscovery(connection, this.settings.protocol)) {
-      return
-    }
-    this.counters.increment('connectionsShed')
-    try {
-      await connection.close({ signal: AbortSignal.timeout(this.settings.requestTimeout) })
-    } catch (err: any) {
-      connection.abort(err)
-    }
   }
 }

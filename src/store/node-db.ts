@@ -163,13 +163,20 @@ export class NodeDB {
    * The failure counting of geth's lookup `findnode` in one step, so two lookups asking the
    * same node at once cannot lose a count between a read and a write: a failed request adds
    * one to the node's consecutive failures, a good one resets them to 0 (geth subtracted
-   * one). Returns the new count.
+   * one). With `pongAt`, the answer also counts as the node's last pong (geth's lookups
+   * refresh it too), in the same write. Returns the new count.
    */
-  async recordFindnode (id: PeerId, ok: boolean): Promise<number> {
+  async recordFindnode (id: PeerId, ok: boolean, pongAt?: number): Promise<number> {
+    if (pongAt != null) {
+      checkTime('pongAt', pongAt)
+    }
     let fails = 0
     await this.updateTimes(id, times => {
       times.findFails = ok ? 0 : Math.min(times.findFails + 1, 0xffffffff)
       fails = times.findFails
+      if (pongAt != null) {
+        times.lastPongReceived = pongAt
+      }
     })
     return fails
   }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { setTimeout as delay } from 'node:timers/promises'
 import { pbStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { PROTOCOL } from '../../src/constants.js'
@@ -172,14 +173,27 @@ describe('ProtocolClient', () => {
       assert.equal(a.getConnections(b.peerId).length, 1)
     })
 
-    it('over TCP, reuses the connection it dialed and dials past an inbound one', async () => {
+    it('over TCP, takes an inbound connection from the listed IP without a second dial', async () => {
       const options = { transport: 'tcp' as const }
       const a = await nodes.create<Services>({ ...options, services: { discovery: protocolService() } })
       const b = await nodes.create<Services>({ ...options, services: { discovery: protocolService() } })
+      // b dials from 127.0.0.1, the IP it lists: a's first check needs no connection of its own
+      await b.dial(a.getMultiaddrs())
+      await a.services.discovery.client.ping(peerInfoOf(b), { atAddrs: true })
+      assert.equal(a.services.discovery.client.stats.connectionsOpened, undefined)
+      assert.equal(a.getConnections(b.peerId).length, 1, 'one connection for the pair')
+    })
+
+    it('over TCP, dials past an inbound connection from another IP, then reuses its own', async () => {
+      const a = await nodes.create<Services>({ transport: 'tcp', services: { discovery: protocolService() } })
+      // b lists 127.0.0.2 but its dial to a comes from 127.0.0.1
+      const b = await nodes.create<Services>({ transport: 'tcp', listenIp: '127.0.0.2', services: { discovery: protocolService() } })
       await b.dial(a.getMultiaddrs())
       await a.services.discovery.client.ping(peerInfoOf(b), { atAddrs: true })
       await a.services.discovery.client.ping(peerInfoOf(b), { atAddrs: true })
       assert.equal(a.services.discovery.client.stats.connectionsOpened, 1, 'one dial, then its connection reused')
+      // b's own connection stays; ours, a second one for the pair, goes once it is done
+      await waitFor(() => a.getConnections(b.peerId).length === 1, 'the pair to hold one connection')
     })
 
     it('refuses a peer without addresses, sending nothing', async () => {
@@ -265,29 +279,92 @@ describe('ProtocolClient', () => {
       held.abort(new Error('done'))
     })
 
-    it('lets more requesters through than a busy node has connection slots', async () => {
+    it('lets more requesters through than a busy node has connection slots, as each closes its own', async () => {
       const busy = await nodes.create<Services>({ services: { discovery: protocolService() }, connectionManager: { maxConnections: 4 } })
-      const requesters = await nodes.createMany<Services>(12, { services: { discovery: protocolService() } })
+      const requesters = await nodes.createMany<Services>(12, { services: { discovery: protocolService({ client: { connectionIdleLinger: 0 } }) } })
       for (let i = 0; i < requesters.length; i += 3) {
-        // a batch takes the free slots; the busy node (at half its slots or more) sheds each
-        // request's connection once it has answered, though requesters would keep theirs
+        // a batch takes the free slots; each requester closes the connection it opened
+        // once its answer is in, so the next batch finds them free
         await Promise.all(requesters.slice(i, i + 3).map(async r => r.services.discovery.client.findNode(peerInfoOf(busy), target)))
         await waitFor(() => busy.getConnections().length <= 1, 'the busy node to have free slots again')
       }
       assert.equal(busy.services.discovery.server.stats['sent.NODES'], 12)
     })
 
-    it('lets late requesters into a busy node even when the early ones keep their connections', async () => {
-      // kad-dht's behaviour: requesters keep their connections. Without shedding, the four
-      // late requesters below were refused; the busy node now closes what only served us
+    it('never closes a connection it did not open, however busy the node', async () => {
       const busy = await nodes.create<Services>({ services: { discovery: protocolService() }, connectionManager: { maxConnections: 4 } })
-      const keep = { client: { keepConnection: () => true, requestTimeout: 2000 } }
-      const requesters = await nodes.createMany<Services>(8, { services: { discovery: protocolService(keep) } })
-      await Promise.all(requesters.slice(0, 4).map(async r => r.services.discovery.client.findNode(peerInfoOf(busy), target)))
-      await waitFor(() => busy.getConnections().length <= 1, 'the busy node to shed the early connections')
-      const late = await Promise.allSettled(requesters.slice(4).map(async r => r.services.discovery.client.findNode(peerInfoOf(busy), target)))
-      assert.deepEqual(late.map(r => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'])
-      assert.ok((busy.services.discovery.server.stats.connectionsShed ?? 0) >= 3)
+      const keep = { client: { keepConnection: () => true } }
+      const requesters = await nodes.createMany<Services>(2, { services: { discovery: protocolService(keep) } })
+      await Promise.all(requesters.map(async r => r.services.discovery.client.findNode(peerInfoOf(busy), target)))
+      await Promise.all(requesters.map(async r => r.services.discovery.client.ping(peerInfoOf(busy))))
+      await delay(500)
+      for (const requester of requesters) {
+        assert.equal(busy.getConnections(requester.peerId).length, 1, 'the inbound connection stays open')
+      }
+    })
+
+    it('closes its request connection though a libp2p ping stream is open on it', async () => {
+      const [a] = await pair({ connectionIdleLinger: 0 })
+      const b = await nodes.create()
+      // what libp2p's connection monitor does on every connection every 10 s
+      await b.handle('/ipfs/ping/1.0.0', async (stream) => {
+        await delay(3000)
+        stream.abort(new Error('done'))
+      })
+      await answerByHand(b, async (stream) => {
+        await delay(500)
+        await pbStream(stream).write({ type: Message.Type.PONG, peers: [] }, Message)
+        await stream.close()
+      })
+      const request = a.services.discovery.client.ping(peerInfoOf(b))
+      await waitFor(() => a.getConnections(b.peerId).length === 1, 'the request connection')
+      const ping = await a.getConnections(b.peerId)[0]!.newStream('/ipfs/ping/1.0.0')
+      await request
+      await waitFor(() => a.services.discovery.client.stats.connectionsClosed === 1, 'the request connection to close')
+      assert.equal(a.services.discovery.client.stats.connectionsHandedOver, undefined)
+      ping.abort(new Error('done'))
+    })
+
+    it('never takes over a connection somebody else was dialing', async () => {
+      const [a, b] = await pair({ connectionIdleLinger: 0 })
+      const dial = a.dial(b.getMultiaddrs())
+      await a.services.discovery.client.ping(peerInfoOf(b))
+      const connection = await dial
+      await delay(300)
+      assert.equal(connection.status, 'open')
+      assert.equal(a.services.discovery.client.stats.connectionsOpened, undefined)
+    })
+
+    it('keeps at most maxRequestConnections idle request connections', async () => {
+      const a = await nodes.create<Services>({ services: { discovery: protocolService({ client: { maxRequestConnections: 2, connectionIdleLinger: 30_000 } }) } })
+      const peers = await nodes.createMany<Services>(4, { services: { discovery: protocolService() } })
+      for (const peer of peers) {
+        await a.services.discovery.client.ping(peerInfoOf(peer))
+      }
+      await waitFor(() => a.services.discovery.client.requestConnections <= 2, 'the oldest idle connections to close')
+      assert.equal(a.services.discovery.client.stats.connectionsClosed, 2)
+      assert.equal(a.getConnections().length, 2)
+    })
+
+    it('ends a request at its deadline, its one retry included', async () => {
+      const [a] = await pair({ requestTimeout: 1000 })
+      const flaky = await nodes.create()
+      let streams = 0
+      await answerByHand(flaky, async (_stream, connection) => {
+        streams++
+        if (streams === 1) {
+          // the connection goes away late in the first attempt; the retry hears nothing
+          await delay(900)
+          await connection.close()
+          return
+        }
+        await delay(5000)
+      })
+      const started = Date.now()
+      await assert.rejects(a.services.discovery.client.ping(peerInfoOf(flaky)), { name: 'TimeoutError' })
+      const elapsed = Date.now() - started
+      assert.equal(streams, 2, 'it retried')
+      assert.ok(elapsed < 1500, `the request took ${elapsed} ms against a 1000 ms deadline`)
     })
 
     it('retries once on a fresh connection when the connection closes mid-request', async () => {

@@ -40,8 +40,10 @@ export function captureComponents (): (components: NodeComponents) => Components
 
 /** How a test node is made. */
 export interface TestNodeOptions<S extends ServiceMap> {
-  /** `memory` (default), or `tcp` listening on 127.0.0.1 only, on a free port. */
+  /** `memory` (default), or `tcp` listening on loopback only, on a free port. */
   transport?: 'memory' | 'tcp'
+  /** With `tcp`, the loopback address it listens on. @default '127.0.0.1' */
+  listenIp?: string
   /** `plaintext` (default: cheap, still authenticated by key exchange) or `noise`. */
   encryption?: 'plaintext' | 'noise'
   /** Services besides identify (which every node runs, as the discovery service needs). */
@@ -74,7 +76,7 @@ export async function createNode<S extends ServiceMap = Record<string, unknown>>
   const services = { ...(options.services ?? {}), identify: identify() } as unknown as ServiceFactoryMap<S & { identify: Identify }>
   return createLibp2p<S & { identify: Identify }>({
     ...(options.privateKey != null ? { privateKey: options.privateKey } : {}),
-    addresses: { listen: [transport === 'tcp' ? '/ip4/127.0.0.1/tcp/0' : memoryAddress()] },
+    addresses: { listen: [transport === 'tcp' ? `/ip4/${loopbackOnly(options.listenIp ?? '127.0.0.1')}/tcp/0` : memoryAddress()] },
     transports: [transport === 'tcp' ? tcp() : memory()],
     connectionEncrypters: [options.encryption === 'noise' ? noise() : plaintext()],
     streamMuxers: [yamux()],
@@ -82,6 +84,14 @@ export async function createNode<S extends ServiceMap = Record<string, unknown>>
     services,
     start: options.start ?? true
   })
+}
+
+/** `ip`, if it is an IPv4 loopback address: tests never listen anywhere else. */
+function loopbackOnly (ip: string): string {
+  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(ip)) {
+    throw new Error(`tests listen on 127.0.0.0/8 only, not ${ip}`)
+  }
+  return ip
 }
 
 /**
