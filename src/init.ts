@@ -78,6 +78,12 @@ export interface KadDiscoveryInit {
   maxNodesMessageSize?: number
   /** Inbound streams of this protocol open at once. @default 32 */
   maxInboundStreams?: number
+  /**
+   * Connections opened only for discovery's requests that are kept open at once, idle, for
+   * the next request (at most 10 s each): past it, the one idle longest closes. 0 closes
+   * each once its requests are done. @default 32
+   */
+  maxRequestConnections?: number
 }
 
 /** The init with every default filled in and every value checked. */
@@ -110,7 +116,8 @@ const DEFAULTS: Pick<ResolvedInit, NumericKey> = {
   requestTimeout: c.REQUEST_TIMEOUT,
   maxMessageSize: c.MAX_MESSAGE_SIZE,
   maxNodesMessageSize: c.MAX_NODES_MESSAGE_SIZE,
-  maxInboundStreams: c.MAX_INBOUND_STREAMS
+  maxInboundStreams: c.MAX_INBOUND_STREAMS,
+  maxRequestConnections: c.MAX_REQUEST_CONNECTIONS
 }
 
 // inclusive bounds of each numeric setting
@@ -135,7 +142,8 @@ const RANGES: Record<NumericKey, [number, number]> = {
   requestTimeout: [1, 2 ** 31 - 1],
   maxMessageSize: [64, 1024 * 1024],
   maxNodesMessageSize: [64, 16 * 1024 * 1024],
-  maxInboundStreams: [1, 100_000]
+  maxInboundStreams: [1, 100_000],
+  maxRequestConnections: [0, 100_000]
 }
 
 function checkInteger (name: string, value: unknown, [min, max]: [number, number]): number {

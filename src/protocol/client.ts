@@ -55,7 +55,7 @@ export interface ProtocolClientInit {
   connectionIdleLinger?: number
   /**
    * The most connections dialed only for requests kept open at once; past it, the one idle
-   * longest closes as soon as it is idle. @default 8
+   * longest closes as soon as it is idle. @default 32
    */
   maxRequestConnections?: number
   /**

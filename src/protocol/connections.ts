@@ -3,6 +3,7 @@ import { InvalidParametersError } from '@libp2p/interface'
 import { CODE_P2P } from '@multiformats/multiaddr'
 import { raceSignal } from 'race-signal'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+import { MAX_REQUEST_CONNECTIONS } from '../constants.js'
 import { deadline, nextEvent } from './deadline.js'
 import { ipOf } from './relay.js'
 import type { Counters } from './counters.js'
@@ -28,9 +29,6 @@ export const HOUSEKEEPING_PROTOCOLS = new Set([
 /** Housekeeping a new connection is worth keeping open for: identify's exchange. */
 const IDENTIFY_PROTOCOLS = new Set(['/ipfs/id/1.0.0', '/ipfs/id/push/1.0.0'])
 
-/** The default `maxRequestConnections`. */
-export const DEFAULT_MAX_REQUEST_CONNECTIONS = 8
-
 /** How `RequestConnections` is set up. */
 export interface RequestConnectionsInit {
   /** Our protocol: its streams, in either direction, are requests we wait for. */
@@ -46,7 +44,7 @@ export interface RequestConnectionsInit {
   idleLinger?: number
   /**
    * The most request-only connections kept open at once: past it, the one idle longest
-   * is closed as soon as it is idle. @default 8
+   * is closed as soon as it is idle. @default 32
    */
   maxRequestConnections?: number
   /** Asked before a request-only connection is closed; `true` keeps it. */
@@ -104,7 +102,7 @@ export class RequestConnections {
     this.init = init
     this.log = log
     this.counters = counters
-    this.maxOwned = init.maxRequestConnections ?? DEFAULT_MAX_REQUEST_CONNECTIONS
+    this.maxOwned = init.maxRequestConnections ?? MAX_REQUEST_CONNECTIONS
   }
 
   /** Re-arms after `stop()`. */

@@ -77,7 +77,19 @@ describe('demo summary', () => {
     assert.equal(worked, true)
     assert.ok(lines.includes('  connected     not reached within 30.0s: 2/4 nodes have 3 connections now'))
     assert.ok(lines.includes('  lookups       1/2 answered, accuracy 50.0% of the true 3 closest (worst 0.0%), median 20 ms'))
-    assert.equal(lines.at(-1), '  result        ok, with targets missed (see above)')
+    // every missed target is named, with how far off it is
+    assert.ok(lines.includes('  missed        connected: 2/4 nodes have 3 connections after 30.0s'))
+    assert.ok(lines.includes('  missed        lookups answered: 1/2, 1 short'))
+    assert.ok(lines.includes('  missed        accuracy: 50.0% < 99.0%, 49.0 points short'))
+    assert.equal(lines.filter(l => l.startsWith('  missed')).length, 3, 'the median (20 ms) is within 300 ms')
+    assert.equal(lines.at(-1), '  result        ok, 3 targets missed (above)')
+  })
+
+  it('names a slow median and says when every target was met', () => {
+    const slow = summaryLines({ ...result, connectedAfter: 2000, lookups: [{ accuracy: 1, ms: 450, answered: true }, { accuracy: 1, ms: 500, answered: true }] })
+    assert.deepEqual(slow.lines.filter(l => l.startsWith('  missed')), ['  missed        median lookup: 450 ms > 300 ms, 150 ms over'])
+    const met = summaryLines({ ...result, connectedAfter: 2000, lookups: [{ accuracy: 1, ms: 20, answered: true }, { accuracy: 1, ms: 30, answered: true }] })
+    assert.equal(met.lines.at(-1), '  result        ok, every target met')
   })
 
   it('fails when no node learned of anyone it was not given', () => {
