@@ -98,7 +98,8 @@ export class ProtocolClient implements Startable {
    * Counters: `sent.PING`, `sent.FIND_NODE`, `received.PONG`, `received.NODES`, `timeout`, `timeoutOverloaded` (a
    * timeout while our own event loop was saturated: not the peer's fault),
    * `aborted`, `retry`, `invalid.<reason>`, `relayRefused.<reason>`, `dialError`, `reset`,
-   * `connectionLost`, `error`, `connectionsOpened`, `connectionsClosed`, `connectionsHandedOver`.
+   * `connectionLost`, `error`, `connectionsOpened`, `connectionsClosed`, `connectionsHandedOver`,
+   * `dialed.PING`, `dialed.FIND_NODE` (requests that had to dial a connection first).
    */
   readonly stats: Record<string, number>
   private readonly log: Logger
@@ -233,6 +234,10 @@ export class ProtocolClient implements Startable {
     try {
       lease = await this.connections.acquire(peer, addrs, { signal }, state.lost, options.atAddrs === true)
       state.lost = undefined
+      if (lease.dialed === true) {
+        // the cost of each kind of request in connections (revalidation's pings, lookups)
+        this.counters.increment(`dialed.${request.type}`)
+      }
       stream = await lease.connection.newStream(this.settings.protocol, { signal, negotiateFully: false })
       const maxDataLength = request.type === Message.Type.FIND_NODE ? this.settings.maxNodesMessageSize : this.settings.maxMessageSize
       // buffer one frame and its prefix at most: a peer streaming more is reset, not stored

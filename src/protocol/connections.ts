@@ -68,6 +68,8 @@ export interface Lease {
   connection: Connection
   /** Whether the connection was opened for discovery and is closed after its last request. */
   owned: boolean
+  /** Whether this request dialed it (alone or with others of ours). */
+  dialed?: boolean
 }
 
 /**
@@ -162,10 +164,11 @@ export class RequestConnections {
       }
     }
     // an inbound connection that appeared meanwhile is the remote's, never ours
-    if (!theirs && connection.direction === 'outbound' && !before.has(connection.id)) {
+    const dialed = connection.direction === 'outbound' && !before.has(connection.id)
+    if (!theirs && dialed) {
       this.own(connection)
     }
-    return this.lease(connection)
+    return { ...this.lease(connection), dialed }
   }
 
   /** Ends one request's use of a connection from `acquire`. */
