@@ -2,16 +2,24 @@
  * Side by side: this module and @libp2p/kad-dht (server mode) in one process run, the
  * same scenario one system after the other (never at once, a full GC between).
  *
- *   cd /work/main && npx tsc -p tsconfig.json && node --expose-gc --max-old-space-size=8192 dist/bench/compare.bench.js
+ *   npx tsc -p tsconfig.json && node --expose-gc --max-old-space-size=8192 dist/bench/compare.bench.js
  *
  * (`npm run bench` runs it too, with every other bench; without --expose-gc the bench
  * turns GC on itself.) Settings, by environment:
- *   COMPARE_SIZES=50,200,500   network sizes (default 50,200, plus 500 with BENCH_N500=1)
+ *   COMPARE_SIZES=50,200       network sizes (default 50,200, plus 500 with BENCH_N500=1);
+ *                              `COMPARE_SIZES=all` is 50,200,500,1000, issue 11's sizes
+ *                              (over an hour on 2 cores; 1 000 libp2p nodes need a few GiB
+ *                              of heap: keep --max-old-space-size=8192)
  *   COMPARE_LOOKUPS=50         lookups per system and size
  *   COMPARE_FILL_TIMEOUT=180   seconds to wait for every table to fill (default
- *                              min(300, 60 + 0.6 N))
+ *                              min(600, 60 + 0.6 N): 90, 180, 360, 600 s at 50 … 1 000, so
+ *                              that fill and lookup budget end within 15 min at 1 000)
  *   COMPARE_LOOKUP_BUDGET=300  seconds for all lookups of one system (each ≤ 30 s); those
  *                              not started by then are not run and count as failed
+ *   COMPARE_QUIET=30           seconds of a quiet window after the lookups (nobody looks
+ *                              anything up): requests and connections per node per minute
+ *                              of the settled network (default 30 at N ≤ 200, none above;
+ *                              0: off)
  *   COMPARE_ARRIVAL_MS=0       ms between node starts, one at a time (default 0: 20 at a
  *                              time, as fast as they start)
  *   COMPARE_ORDER=ours,kad-dht which system runs first at each size (default ours: RSS
@@ -20,7 +28,9 @@
  *   COMPARE_WARMUP=0           skip the warm-up (both systems at N = 12, discarded,
  *                              before the first size: compiles the code both share, so
  *                              that neither the first system's heap, RSS nor CPU pays it)
- *   COMPARE_OUT=path           where the raw figures go (default bench/results/compare.json)
+ *   COMPARE_OUT=path           where the raw figures go (default bench/results/compare.json);
+ *                              the SVG charts go beside it (compare-fill.svg, …; redraw them
+ *                              with `node dist/bench/compare/charts.js <json>`)
  *
  * The scenario (bench/compare/): N nodes on the memory transport with plaintext, yamux,
  * identify, ping and libp2p's default connection manager; node i's Ed25519 key derived
@@ -28,14 +38,20 @@
  * bootnodes every other node is given; the same lookups (source node and target from a
  * PRNG seeded by N). Measured for each: time until every table holds min(16, N − 1)
  * peers, accuracy of the first 16 returned against the true 16 closest, lookup wall
- * time, FIND_NODE requests per lookup, heap and RSS per node (after a full GC, minus the
- * figures before the first node), CPU (user + system) over the system's whole run.
+ * time, FIND_NODE requests per lookup, libp2p connections opened (at the dialing side)
+ * per lookup and during the fill, heap and RSS per node (after a full GC, minus the
+ * figures before the first node), CPU (user + system) over the system's whole run, event
+ * loop utilisation per phase, the table fill once a second. At N ≥ 500 kad-dht may never
+ * fill: the wait ends at the fill timeout, the lookups at their budget, and the report
+ * says how many of its tables filled and how many of its nodes joined.
  */
 import '../src/polyfill.js'
 import { execFileSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { dirname } from 'node:path'
+import { getHeapStatistics } from 'node:v8'
+import { writeCharts } from './compare/charts.js'
 import { kadDht } from './compare/kad-dht.js'
 import { identities } from './compare/nodes.js'
 import { ours } from './compare/ours.js'
@@ -48,6 +64,14 @@ import type { System, SystemFigures } from './compare/runner.js'
 
 const LOOKUP_TIMEOUT_MS = 30_000
 const WARMUP_SIZE = 12
+/** The JSON's layout: 2 added connections opened, the quiet window, `fill.joined`, … */
+const FILE_VERSION = 2
+/** Issue 11's sizes, `COMPARE_SIZES=all`. */
+const ALL_SIZES = [50, 200, 500, 1000]
+/** The quiet window's default: 30 s at N ≤ 200, none above. */
+const QUIET_DEFAULT = { seconds: 30, maxNodes: 200 }
+/** Heap one node of either system may hold, with margin (measured: ≤ 2.3 MiB at N = 200). */
+const HEAP_PER_NODE_BYTES = 4 * 1024 * 1024
 
 /** Lets closing connections settle, then collects garbage, before the next system runs. */
 async function settle (): Promise<void> {
@@ -57,9 +81,11 @@ async function settle (): Promise<void> {
 
 function sizes (): number[] {
   const fromEnv = process.env.COMPARE_SIZES
-  const list = fromEnv != null && fromEnv !== ''
-    ? fromEnv.split(',').map(Number)
-    : [50, 200, ...(process.env.BENCH_N500 === '1' ? [500] : [])]
+  const list = fromEnv === 'all'
+    ? ALL_SIZES
+    : fromEnv != null && fromEnv !== ''
+      ? fromEnv.split(',').map(Number)
+      : [50, 200, ...(process.env.BENCH_N500 === '1' ? [500] : [])]
   if (list.some(n => !Number.isInteger(n) || n < 4 || n > 2000)) {
     throw new Error(`COMPARE_SIZES must be integers from 4 to 2000, got ${fromEnv}`)
   }
@@ -76,6 +102,24 @@ function positiveInt (name: string, fallback: number): number {
     throw new Error(`${name} must be a positive integer, got ${raw}`)
   }
   return n
+}
+
+/** Seconds of quiet window at `size`: COMPARE_QUIET (0: none), by default 30 s at N ≤ 200. */
+function quietSeconds (size: number): number {
+  const raw = process.env.COMPARE_QUIET
+  if (raw === '0') {
+    return 0
+  }
+  return positiveInt('COMPARE_QUIET', size <= QUIET_DEFAULT.maxNodes ? QUIET_DEFAULT.seconds : 0)
+}
+
+/** Warns when the heap limit looks too small for the largest size (both systems never run at once). */
+function checkHeap (largest: number): void {
+  const limit = getHeapStatistics().heap_size_limit
+  const need = largest * HEAP_PER_NODE_BYTES
+  if (limit < need) {
+    console.log(`warning: heap limit ${(limit / 2 ** 30).toFixed(1)} GiB, N=${largest} may need ${(need / 2 ** 30).toFixed(1)} GiB: run node with --max-old-space-size=8192`)
+  }
 }
 
 function uptime (): string {
@@ -121,13 +165,14 @@ export async function run (): Promise<void> {
   const out = process.env.COMPARE_OUT ?? 'bench/results/compare.json'
   const loadBefore = uptime()
   console.log(`machine: ${loadBefore}`)
+  checkHeap(Math.max(...sizes()))
   const started = Date.now()
   // the code measured is what was loaded now, not what the tree holds at the end
   const measured = revision()
   if (process.env.COMPARE_WARMUP !== '0') {
     const ids = await identities(WARMUP_SIZE)
     for (const system of order()) {
-      await runSystem(system, { identities: ids, plan: lookupPlan(WARMUP_SIZE, 3), fillTimeoutMs: 20_000, lookupTimeoutMs: 10_000, lookupBudgetMs: 30_000, arrivalMs: 0, log: () => {} })
+      await runSystem(system, { identities: ids, plan: lookupPlan(WARMUP_SIZE, 3), fillTimeoutMs: 20_000, lookupTimeoutMs: 10_000, lookupBudgetMs: 30_000, arrivalMs: 0, quietMs: 0, log: () => {} })
       await settle()
     }
     log(`warm-up done (both systems at N=${WARMUP_SIZE}, discarded)`)
@@ -135,7 +180,8 @@ export async function run (): Promise<void> {
   const results: SizeResult[] = []
   const save = async (complete: boolean, verdicts: Verdict[] = []): Promise<void> => {
     await mkdir(dirname(out), { recursive: true })
-    await writeFile(out, JSON.stringify({
+    const file = {
+      version: FILE_VERSION,
       date: new Date().toISOString(),
       complete,
       node: process.version,
@@ -149,15 +195,18 @@ export async function run (): Promise<void> {
       order: order().map(s => s.name),
       verdicts,
       results
-    }, null, 2) + '\n')
+    }
+    await writeFile(out, JSON.stringify(file, null, 2) + '\n')
+    await writeCharts(file, out)
   }
   for (const size of sizes()) {
-    const fillTimeoutSeconds = positiveInt('COMPARE_FILL_TIMEOUT', Math.min(300, Math.round(60 + 0.6 * size)))
+    const fillTimeoutSeconds = positiveInt('COMPARE_FILL_TIMEOUT', Math.min(600, Math.round(60 + 0.6 * size)))
+    const quietMs = quietSeconds(size) * 1000
     const ids = await identities(size)
     const plan = lookupPlan(size, lookups)
     const figures: Partial<Record<System['name'], SystemFigures>> = {}
     for (const system of order()) {
-      log(`${system.name} N=${size}: starting (fill wait ≤ ${fillTimeoutSeconds} s, ${lookups} lookups); ${uptime()}`)
+      log(`${system.name} N=${size}: starting (fill wait ≤ ${fillTimeoutSeconds} s, ${lookups} lookups${quietMs > 0 ? `, ${quietMs / 1000} s quiet` : ''}); ${uptime()}`)
       figures[system.name] = await runSystem(system, {
         identities: ids,
         plan,
@@ -165,6 +214,7 @@ export async function run (): Promise<void> {
         lookupTimeoutMs: LOOKUP_TIMEOUT_MS,
         lookupBudgetMs,
         arrivalMs,
+        quietMs,
         log
       })
       await settle()
@@ -177,7 +227,7 @@ export async function run (): Promise<void> {
   const verdicts = printComparison(results)
   console.log()
   console.log(`machine after: ${uptime()}`)
-  console.log(`run took ${((Date.now() - started) / 1000).toFixed(0)} s; raw figures in ${out}`)
+  console.log(`run took ${((Date.now() - started) / 1000).toFixed(0)} s; raw figures in ${out}, charts beside it`)
   await save(true, verdicts)
 }
 

@@ -32,11 +32,11 @@ interface DhtNode extends SystemNode {
 export function kadDht (): System {
   return {
     name: 'kad-dht',
-    async create (identity, size, bootnodes): Promise<DhtNode> {
+    async create (identity, size, bootnodes, observe): Promise<DhtNode> {
       const libp2p = await createBenchNode<{ dht: KadDHT }>(identity, listenAddress('kad-dht', size, identity.index), {
         // the ping service the DHT needs is in every bench node (createBenchNode)
         dht: kadDHT({ clientMode: false, peerInfoMapper: passthroughMapper }) as unknown as (components: unknown) => KadDHT
-      })
+      }, observe)
       const dht = libp2p.services.dht as SingleKadDHT
       const bootstrap = { ok: 0, failed: 0, done: Promise.resolve() }
       bootstrap.done = Promise.all(bootnodes.map(async address => {

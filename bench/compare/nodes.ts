@@ -51,10 +51,12 @@ export function dialAddress (system: string, size: number, identity: Identity): 
 /**
  * One libp2p v3 node of the comparison, the same stack for both systems: memory
  * transport, plaintext, yamux, identify, ping, and libp2p's default connection manager
- * settings (`maxConnections` 300, …). Only `services` differ.
+ * settings (`maxConnections` 300, …). Only `services` differ. `observe` sees the node
+ * before it starts (so that a listener misses none of its connections).
  */
-export async function createBenchNode<S extends ServiceMap> (identity: Identity, listen: string, services: ServiceFactoryMap<S>): Promise<Libp2p<S>> {
-  return createLibp2p<S>({
+export async function createBenchNode<S extends ServiceMap> (identity: Identity, listen: string, services: ServiceFactoryMap<S>, observe?: (libp2p: Libp2p) => void): Promise<Libp2p<S>> {
+  const node = await createLibp2p<S>({
+    start: false,
     privateKey: identity.privateKey,
     addresses: { listen: [listen] },
     transports: [memory()],
@@ -62,6 +64,9 @@ export async function createBenchNode<S extends ServiceMap> (identity: Identity,
     streamMuxers: [yamux()],
     services: { ...services, identify: identify(), ping: ping() } as unknown as ServiceFactoryMap<S>
   })
+  observe?.(node as unknown as Libp2p)
+  await node.start()
+  return node
 }
 
 /** Resolves with `promise`'s value, or with `fallback` after `ms`: a bounded wait. */

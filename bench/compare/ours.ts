@@ -37,10 +37,10 @@ interface OurNode extends SystemNode {
 export function ours (): System {
   return {
     name: 'ours',
-    async create (identity, size, bootnodes): Promise<OurNode> {
+    async create (identity, size, bootnodes, observe): Promise<OurNode> {
       const libp2p = await createBenchNode<{ discovery: KadDiscovery }>(identity, listenAddress('ours', size, identity.index), {
         discovery: kadDiscovery({ bootnodes })
-      })
+      }, observe)
       const service = libp2p.services.discovery
       const watch: { key?: Uint8Array, count: number } = { count: 0 }
       const client = (service as unknown as Internals).client
@@ -112,6 +112,23 @@ export function ours (): System {
         requestConnectionsPerNode: spread(requestConnections),
         bootnodes
       }
+    },
+    traffic (nodes) {
+      // requests: every `sent.<type>` of the client (PING and FIND_NODE); connections: the
+      // client's own `connectionsOpened` (the auto-dialer's dials are libp2p's, counted by
+      // the runner's `connection:open` tally)
+      let requests = 0
+      let connectionsOpened = 0
+      for (const node of nodes as OurNode[]) {
+        const stats = (node.service as unknown as Internals).client?.stats ?? {}
+        for (const [name, value] of Object.entries(stats)) {
+          if (name.startsWith('sent.')) {
+            requests += value
+          }
+        }
+        connectionsOpened += stats.connectionsOpened ?? 0
+      }
+      return { requests, connectionsOpened }
     }
   }
 }
