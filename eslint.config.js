@@ -15,6 +15,15 @@ export default [
     }
   },
   {
+    // the library runs wherever js-libp2p runs (browsers too): no Node-only APIs
+    files: ['src/**'],
+    ignores: ['src/cli/**', 'src/polyfill.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['node:*'], message: 'the library runs in browsers too: use uint8arrays or @libp2p/interface helpers' }] }],
+      'no-restricted-globals': ['error', { name: 'Buffer', message: 'use Uint8Array and uint8arrays' }, { name: 'process', message: 'the library runs in browsers too' }]
+    }
+  },
+  {
     files: ['src/cli/**', 'bench/**', 'test/**', 'scenarios/**'],
     rules: { 'no-console': 'off' }
   }

@@ -1,5 +1,4 @@
-import { setMaxListeners } from 'node:events'
-import { AbortError, InvalidParametersError, isPeerId, NotStartedError, StreamResetError, TimeoutError } from '@libp2p/interface'
+import { AbortError, InvalidParametersError, isPeerId, NotStartedError, setMaxListeners, StreamResetError, TimeoutError } from '@libp2p/interface'
 import { pbStream } from '@libp2p/utils'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { BUCKET_SIZE, KEY_LENGTH } from '../constants.js'

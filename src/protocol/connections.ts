@@ -1,5 +1,4 @@
-import { setMaxListeners } from 'node:events'
-import { InvalidParametersError } from '@libp2p/interface'
+import { InvalidParametersError, setMaxListeners } from '@libp2p/interface'
 import { CODE_P2P } from '@multiformats/multiaddr'
 import { raceSignal } from 'race-signal'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'

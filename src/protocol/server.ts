@@ -1,5 +1,4 @@
-import { setMaxListeners } from 'node:events'
-import { AbortError, NotStartedError, TimeoutError } from '@libp2p/interface'
+import { AbortError, NotStartedError, setMaxListeners, TimeoutError } from '@libp2p/interface'
 import { pbStream } from '@libp2p/utils'
 import { RateLimitedError } from '../errors.js'
 import { ContactAddresses } from './contacts.js'
