@@ -119,6 +119,8 @@ export function ours (): System {
       // the runner's `connection:open` tally)
       let requests = 0
       let connectionsOpened = 0
+      // the service's only PINGs are revalidation's: the connections they had to dial
+      let revalidationDials = 0
       for (const node of nodes as OurNode[]) {
         const stats = (node.service as unknown as Internals).client?.stats ?? {}
         for (const [name, value] of Object.entries(stats)) {
@@ -127,8 +129,9 @@ export function ours (): System {
           }
         }
         connectionsOpened += stats.connectionsOpened ?? 0
+        revalidationDials += stats['dialed.PING'] ?? 0
       }
-      return { requests, connectionsOpened }
+      return { requests, connectionsOpened, revalidationDials }
     }
   }
 }

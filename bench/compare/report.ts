@@ -144,6 +144,7 @@ const ROWS: Row[] = [
   { ...value(f => Math.max(...f.connections.bootnodesAfterFill)), name: 'bootnode connections max' },
   { ...value(f => num(f.quiet?.requestsPerNodePerMinute)), name: 'quiet: requests/node/min', format: f => fmt(num(f.quiet?.requestsPerNodePerMinute), 1) },
   { ...value(f => num(f.quiet?.connectionsPerNodePerMinute)), name: 'quiet: connections opened/node/min', format: f => fmt(num(f.quiet?.connectionsPerNodePerMinute), 2) },
+  { ...value(f => num(f.quiet?.revalidationDialsPerNodePerMinute)), name: 'quiet: revalidation dials/node/min', format: f => fmt(num(f.quiet?.revalidationDialsPerNodePerMinute), 2) },
   { ...value(f => num(f.quiet?.eventLoop)), name: 'quiet: event loop busy', format: f => fmt(num(f.quiet?.eventLoop), 2) }
 ]
 

@@ -40,7 +40,7 @@ export interface System {
    * The system's own running totals over every node, when it keeps them: requests sent
    * and connections it opened itself. Read before and after the quiet window.
    */
-  traffic?(nodes: SystemNode[]): { requests: number, connectionsOpened: number }
+  traffic?(nodes: SystemNode[]): { requests: number, connectionsOpened: number, revalidationDials?: number }
 }
 
 /** How one system is run. */
@@ -175,6 +175,8 @@ export interface QuietFigures {
   requestsPerNodePerMinute: number | null
   /** Connections the system itself opened (`System.traffic`), per node per minute. */
   ownConnectionsPerNodePerMinute: number | null
+  /** Of those, the ones revalidation's pings dialed, per node per minute (ours only). */
+  revalidationDialsPerNodePerMinute?: number | null
   eventLoop: number
   cpu: number
   connectionsPerNodeAtEnd: { min: number, median: number, max: number }
@@ -423,6 +425,7 @@ export async function runSystem (system: System, options: RunOptions): Promise<S
       connectionsPerNodePerMinute: perNodePerMinute(tally.total('quiet').total - openedBefore),
       requestsPerNodePerMinute: trafficBefore == null || trafficAfter == null ? null : perNodePerMinute(trafficAfter.requests - trafficBefore.requests),
       ownConnectionsPerNodePerMinute: trafficBefore == null || trafficAfter == null ? null : perNodePerMinute(trafficAfter.connectionsOpened - trafficBefore.connectionsOpened),
+      revalidationDialsPerNodePerMinute: trafficBefore?.revalidationDials == null || trafficAfter?.revalidationDials == null ? null : perNodePerMinute(trafficAfter.revalidationDials - trafficBefore.revalidationDials),
       eventLoop: performance.eventLoopUtilization(eluBefore).utilization,
       cpu: cpuSeconds(cpuBeforeQuiet),
       connectionsPerNodeAtEnd: spread(connectionCounts(nodes))
