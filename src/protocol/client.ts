@@ -8,7 +8,7 @@ import { checkResponse, fromPbPeer, invalidMessage, isOversized, messageCodec, r
 import { Counters } from './counters.js'
 import { deadline, nextEvent } from './deadline.js'
 import { Message } from './pb/message.js'
-import { ipOf, relayableAddrs } from './relay.js'
+import { relayableAddrs, relayPeerOf } from './relay.js'
 import { positive, PROTOCOL_LOG_NAME, protocolSettings } from './settings.js'
 import type { Lease } from './connections.js'
 import type { Deadline } from './deadline.js'
@@ -165,7 +165,7 @@ export class ProtocolClient implements Startable {
     return this.request(peer, { type: Message.Type.FIND_NODE, target: new Uint8Array(target), peers: [] }, options, (response, remoteAddr) => {
       // decoded inside the request, so a bad peer id or address aborts the stream like any
       // other protocol error, and throws away what was decoded before it
-      const sender = ipOf(remoteAddr)
+      const sender = relayPeerOf(remoteAddr)
       // keyed by the id bytes: a new PeerId's toString() is a base58 encoding, slow enough to show
       const seen = new Set<string>()
       const nodes: PeerInfo[] = []

@@ -9,9 +9,10 @@ import { Counters } from './counters.js'
 import { deadline, nextEvent } from './deadline.js'
 import { Message } from './pb/message.js'
 import { RateLimiter } from './rate-limiter.js'
-import { ipOf, relayableAddrs } from './relay.js'
+import { relayableAddrs, relayPeerOf } from './relay.js'
 import { positive, PROTOCOL_LOG_NAME, protocolSettings } from './settings.js'
 import type { RateLimitInit } from './rate-limiter.js'
+import type { RelayPeer } from './relay.js'
 import type { ProtocolSettings } from './settings.js'
 import type {
   ComponentLogger, Connection, Libp2pEvents, Logger, Metrics, PeerId, PeerInfo,
@@ -185,7 +186,7 @@ export class ProtocolServer implements Startable {
       this.log.trace('received %s from %p', request.type, peer)
       const answer = request.type === Message.Type.PING
         ? Message.encode({ type: Message.Type.PONG, peers: [] })
-        : this.nodes(request.target ?? new Uint8Array(0), ipOf(connection.remoteAddr))
+        : this.nodes(request.target ?? new Uint8Array(0), relayPeerOf(connection.remoteAddr))
       await pb.write(answer, ENCODED, { signal })
       this.counters.increment(request.type === Message.Type.PING ? 'sent.PONG' : 'sent.NODES')
       this.reportContact(connection)
@@ -207,7 +208,7 @@ export class ProtocolServer implements Startable {
    * `CheckRelayIP` against the requester, at most `bucketSize` nodes and
    * `MAX_ADDRS_PER_PEER` addresses each; the farthest left out until the frame fits.
    */
-  private nodes (target: Uint8Array, requester: Uint8Array | undefined): Uint8Array {
+  private nodes (target: Uint8Array, requester: RelayPeer): Uint8Array {
     let closest: ClosestNode[]
     try {
       closest = this.init.closest(target, this.settings.bucketSize)
