@@ -3,7 +3,7 @@ import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { MAX_RECORD_SIZE } from '../constants.js'
-import type { PeerId, PeerStore } from '@libp2p/interface'
+import type { Libp2pEvents, PeerId, PeerStore, PeerUpdate, TypedEventTarget } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 /**
@@ -81,22 +81,40 @@ interface CachedRecord {
  * holds for a peer (`peerRecordEnvelope`, which identify writes after verifying it), never
  * a record of our making, and only one of at most `MAX_RECORD_SIZE` bytes. A NODES answer
  * names 16 peers, most never connected to (the peer store has nothing for them), so each
- * read, found or not, is reused for a few seconds.
+ * read, found or not, is reused for a few seconds, or until the peer store reports an
+ * update of that peer (`peer:update`, as when identify stores a newer record: a node that
+ * moved must not be handed out with its old record for the rest of the TTL).
  */
 export class PeerRecords {
   private readonly peerStore: PeerStore
+  private readonly events?: TypedEventTarget<Libp2pEvents>
   private readonly now: () => number
   // BOUNDED: ≤ RECORDS_CACHE_SIZE entries; insertion order is age, the oldest goes first
   private readonly cache = new Map<string, CachedRecord>()
+  private readonly onUpdate = (evt: CustomEvent<PeerUpdate>): void => {
+    this.cache.delete(cacheKey(evt.detail.peer.id))
+  }
 
-  constructor (peerStore: PeerStore, now: () => number = Date.now) {
+  constructor (peerStore: PeerStore, events?: TypedEventTarget<Libp2pEvents>, now: () => number = Date.now) {
     this.peerStore = peerStore
+    this.events = events
     this.now = now
+  }
+
+  /** Starts forgetting a peer's cached record when the peer store updates the peer. */
+  start (): void {
+    this.events?.addEventListener('peer:update', this.onUpdate)
+  }
+
+  /** Stops listening and forgets every cached record. */
+  stop (): void {
+    this.events?.removeEventListener('peer:update', this.onUpdate)
+    this.cache.clear()
   }
 
   /** The marshalled record the peer store holds for `peer`, if one fits in an answer. */
   async of (peer: PeerId): Promise<Uint8Array<ArrayBuffer> | undefined> {
-    const key = uint8ArrayToString(peer.toMultihash().bytes, 'base64')
+    const key = cacheKey(peer)
     const cached = this.cache.get(key)
     if (cached != null && this.now() - cached.at < RECORDS_TTL) {
       return cached.bytes
@@ -121,4 +139,8 @@ export class PeerRecords {
     this.cache.set(key, { bytes, at: this.now() })
     return bytes
   }
+}
+
+function cacheKey (peer: PeerId): string {
+  return uint8ArrayToString(peer.toMultihash().bytes, 'base64')
 }

@@ -116,7 +116,7 @@ export class ProtocolServer implements Startable {
     this.maxInboundStreams = positive('maxInboundStreams', init.maxInboundStreams ?? DEFAULT_MAX_INBOUND_STREAMS)
     this.limiter = new RateLimiter(init.rateLimit)
     this.contacts = new ContactAddresses({ peerStore: components.peerStore, events: components.events, identifyTimeout: this.settings.requestTimeout })
-    this.records = new PeerRecords(components.peerStore)
+    this.records = new PeerRecords(components.peerStore, components.events)
     this.counters = new Counters(components.metrics, 'libp2p_kad_discovery_server_events_total', 'kad-discovery requests received and how they ended')
     this.stats = this.counters.stats
   }
@@ -132,6 +132,7 @@ export class ProtocolServer implements Startable {
     await this.components.registrar.handle(this.settings.protocol, (stream, connection) => this.serve(stream, connection), {
       maxInboundStreams: this.maxInboundStreams
     })
+    this.records.start()
     this.running = true
     this.log('serving %s', this.settings.protocol)
   }
@@ -142,6 +143,7 @@ export class ProtocolServer implements Startable {
       return
     }
     this.running = false
+    this.records.stop()
     await this.components.registrar.unhandle(this.settings.protocol)
     this.shutdown.abort(new AbortError('discovery server stopped'))
     await Promise.all([...this.inflight])
