@@ -196,8 +196,10 @@ export class ProtocolClient implements Startable {
    * and nodes left with none; a malformed answer throws, so nothing of it is used. An
    * entry's signed peer record is verified (`verifyPeerRecord`) once the answer is read:
    * a verified one gives the node the addresses its peer signed and its `recordSeq`; a
-   * forged, mismatched or replayed one (older than `recordSeqOf` says we hold) drops the
-   * entry. With `requireSignedRecords`, entries without a verified record are dropped too.
+   * forged or mismatched one drops the entry; an older one than `recordSeqOf` says we hold
+   * (a replay) is refused, and its entry is left as plain hearsay about a node we hold,
+   * which changes nothing in the table. With `requireSignedRecords`, entries without a
+   * verified record are dropped.
    */
   async findNode (peer: PeerInfo | PeerId, target: Uint8Array, options: AbortOptions = {}): Promise<FoundNode[]> {
     if (target.byteLength !== KEY_LENGTH) {
@@ -242,10 +244,19 @@ export class ProtocolClient implements Startable {
         }
         continue
       }
-      let verified = await verifyPeerRecord(entry.record, entry.id)
+      const verified = await verifyPeerRecord(entry.record, entry.id)
       const held = typeof verified === 'string' ? undefined : this.records.seqOf?.(entry.id)
       if (typeof verified !== 'string' && held != null && verified.seq < held) {
-        verified = 'stale'
+        // older than the record we hold: refused and counted, but not proof of a lie, since
+        // libp2p's identify seals a fresh record per answer and peers hold ones of different
+        // ages. We hold a newer one, so the node is in our table and, as plain hearsay, the
+        // entry changes nothing there (found nodes are never re-addressed); the lookup keeps
+        // the candidate. Under requireSignedRecords it is dropped like any unsigned entry.
+        this.counters.increment('recordRefused.stale')
+        if (!this.records.require && entry.multiaddrs.length > 0) {
+          nodes.push({ id: entry.id, multiaddrs: entry.multiaddrs })
+        }
+        continue
       }
       if (typeof verified === 'string') {
         this.counters.increment(`recordRefused.${verified}`)
