@@ -59,8 +59,12 @@ export const DB_CLEANUP_INTERVAL = hour
 export const REQUEST_TIMEOUT = 5 * second
 // geth `maxPacketSize` is 1280 bytes over UDP; a libp2p frame is ours
 export const MAX_MESSAGE_SIZE = 4 * 1024
-// a NODES answer of bucketSize peers with several multiaddrs each
-export const MAX_NODES_MESSAGE_SIZE = 16 * 1024
+// the largest signed peer record a NODES entry carries: an RSA-2048 record with 16 IPv6
+// addresses is 995 bytes, an Ed25519 one 542 (docs/PROTOCOL.md §3)
+export const MAX_RECORD_SIZE = 1024
+// a NODES answer of bucketSize peers with several multiaddrs each (16 KiB), plus a record
+// of MAX_RECORD_SIZE for each of 16 peers with its field tag and 2-byte length: 32 816 bytes
+export const MAX_NODES_MESSAGE_SIZE = 16 * 1024 + 16 * (MAX_RECORD_SIZE + 3)
 // geth dials MaxPeers / 3 = 16 (p2p/dial.go)
 export const MIN_CONNECTIONS = 16
 // concurrent outbound dials of the auto-dialer

@@ -90,6 +90,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     })
     this.client = new ProtocolClient(components, {
       ...this.init,
+      recordSeqOf: peer => this.table.getNode(peer)?.recordSeq,
       keepConnection: connection => this.dialer?.adopt(connection) ?? false
     })
     this.server = new ProtocolServer(components, {

@@ -31,6 +31,14 @@ export interface KadDiscoveryInit {
   /** Whether LAN and loopback addresses are exempt from the IP limits. @default true */
   allowLan?: boolean
   /**
+   * Accept from NODES answers only nodes that come with a verified signed peer record,
+   * at the addresses their peer signed: a lookup then never dials an address nobody
+   * signed. Costs answer size (a record is about 200–1000 bytes) and a signature check per
+   * node received, and drops nodes whose records the answering peer does not hold (it
+   * holds one only for peers it ran identify with). @default false
+   */
+  requireSignedRecords?: boolean
+  /**
    * Beyond geth: each refresh also looks up a random key in every bucket (farthest first,
    * down to the first empty one) that no lookup passed through since the last refresh.
    * `false` gives geth's refresh (self lookup + 3 random lookups) alone. @default true
@@ -74,7 +82,7 @@ export interface KadDiscoveryInit {
   requestTimeout?: number
   /** Largest request or PING/PONG frame, in bytes. @default 4096 */
   maxMessageSize?: number
-  /** Largest NODES frame, in bytes. @default 16384 */
+  /** Largest NODES frame, in bytes. @default 32816 */
   maxNodesMessageSize?: number
   /** Inbound streams of this protocol open at once. @default 32 */
   maxInboundStreams?: number
@@ -170,7 +178,7 @@ export function resolveInit (init: KadDiscoveryInit = {}): ResolvedInit {
   if (typeof protocol !== 'string' || !protocol.startsWith('/') || protocol.length > 128) {
     throw new InvalidParametersError(`protocol must be a string starting with "/", got ${String(protocol)}`)
   }
-  for (const flag of ['allowLan', 'bucketRefresh'] as const) {
+  for (const flag of ['allowLan', 'bucketRefresh', 'requireSignedRecords'] as const) {
     if (init[flag] !== undefined && typeof init[flag] !== 'boolean') {
       throw new InvalidParametersError(`${flag} must be a boolean`)
     }
@@ -183,6 +191,7 @@ export function resolveInit (init: KadDiscoveryInit = {}): ResolvedInit {
     protocol,
     allowLan: init.allowLan ?? true,
     bucketRefresh: init.bucketRefresh ?? true,
+    requireSignedRecords: init.requireSignedRecords ?? false,
     datastore: init.datastore,
     bootnodes: parseBootnodes(init.bootnodes ?? []),
     autoDial: resolveAutoDial(init.autoDial ?? {})

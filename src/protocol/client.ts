@@ -3,15 +3,17 @@ import { pbStream } from '@libp2p/utils'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { BUCKET_SIZE, KEY_LENGTH } from '../constants.js'
 import { RequestConnections } from './connections.js'
-import { checkResponse, fromPbPeer, invalidMessage, isOversized, messageCodec, reasonOf } from './convert.js'
+import { checkResponse, fromPbPeer, invalidMessage, isOversized, MAX_ADDRS_PER_PEER, messageCodec, reasonOf } from './convert.js'
 import { Counters } from './counters.js'
 import { deadline, nextEvent } from './deadline.js'
 import { loadMark, overloadedSince } from './load.js'
 import { Message } from './pb/message.js'
-import { ipOf, relayableAddrs } from './relay.js'
+import { verifyPeerRecord } from './records.js'
+import { relayableAddrs, relayPeerOf } from './relay.js'
 import { positive, PROTOCOL_LOG_NAME, protocolSettings } from './settings.js'
 import type { Lease } from './connections.js'
 import type { Deadline } from './deadline.js'
+import type { RelayPeer } from './relay.js'
 import type { ProtocolSettings } from './settings.js'
 import type {
   AbortOptions, ComponentLogger, Connection, Logger, Metrics, PeerId, PeerInfo, Startable, Stream
@@ -39,7 +41,7 @@ export interface ProtocolClientInit {
   bucketSize?: number
   /** The largest PONG frame accepted, in bytes. @default 4096 */
   maxMessageSize?: number
-  /** The largest NODES frame accepted, in bytes. @default 16384 */
+  /** The largest NODES frame accepted, in bytes. @default 32816 */
   maxNodesMessageSize?: number
   /**
    * How long a connection dialed only for requests may stay open after its last request
@@ -62,6 +64,38 @@ export interface ProtocolClientInit {
    * it (say, the dialer now wants this peer). @default every such connection is closed
    */
   keepConnection?(connection: Connection): boolean
+  /**
+   * Accept from NODES answers only nodes that come with a verified signed peer record,
+   * at the addresses it signed: a lookup then never dials an address nobody signed.
+   * @default false
+   */
+  requireSignedRecords?: boolean
+  /**
+   * The sequence number of the newest record we hold for a node (the table's
+   * `recordSeq`): a record older than it is a replay, refused and counted.
+   */
+  recordSeqOf?(peer: PeerId): bigint | undefined
+}
+
+/** A node of a NODES answer as `findNode` returns it. */
+export interface FoundNode extends PeerInfo {
+  /** Set when `multiaddrs` are those of its verified signed peer record: its sequence number. */
+  recordSeq?: bigint
+}
+
+/** A NODES entry read off the wire, before its record is checked. */
+interface AnsweredNode {
+  id: PeerId
+  /** Its listed addresses that passed the relay rules. */
+  multiaddrs: Multiaddr[]
+  /** Its marshalled signed peer record, unverified. */
+  record?: Uint8Array
+}
+
+/** A NODES answer read off the wire, and who sent it. */
+interface NodesAnswer {
+  sender: RelayPeer
+  entries: AnsweredNode[]
 }
 
 /** The default `connectionIdleLinger`: a refresh's lookups ask the same peers within it. */
@@ -98,13 +132,15 @@ export class ProtocolClient implements Startable {
    * timeout while our own event loop was saturated: not the peer's fault),
    * `aborted`, `retry`, `invalid.<reason>`, `relayRefused.<reason>`, `dialError`, `reset`,
    * `connectionLost`, `error`, `connectionsOpened`, `connectionsClosed`, `connectionsHandedOver`,
-   * `dialed.PING`, `dialed.FIND_NODE` (requests that had to dial a connection first).
+   * `dialed.PING`, `dialed.FIND_NODE` (requests that had to dial a connection first),
+   * `recordVerified`, `recordRefused.<reason>`, `recordMissing`, `recordUnusable`.
    */
   readonly stats: Record<string, number>
   private readonly log: Logger
   private readonly settings: ProtocolSettings
   private readonly counters: Counters
   private readonly connections: RequestConnections
+  private readonly records: { require: boolean, seqOf?(peer: PeerId): bigint | undefined }
   private shutdown: AbortController
 
   constructor (components: ProtocolClientComponents, init: ProtocolClientInit = {}) {
@@ -119,6 +155,7 @@ export class ProtocolClient implements Startable {
       maxRequestConnections: init.maxRequestConnections,
       keepConnection: init.keepConnection
     }, this.log, this.counters)
+    this.records = { require: init.requireSignedRecords ?? false, seqOf: init.recordSeqOf }
     this.shutdown = newShutdown()
   }
 
@@ -163,33 +200,91 @@ export class ProtocolClient implements Startable {
 
   /**
    * geth `UDPv4.findnode`: the peer's closest nodes to the 32-byte `target`, as it sent
-   * them (closest first). Addresses that break geth's relay rules for this peer are
-   * dropped, and nodes left with none; a malformed answer throws, so nothing of it is used.
+   * them (closest first). Addresses that break the relay rules for this peer are dropped,
+   * and nodes left with none; a malformed answer throws, so nothing of it is used. An
+   * entry's signed peer record is verified (`verifyPeerRecord`) once the answer is read:
+   * a verified one gives the node the addresses its peer signed and its `recordSeq`; a
+   * forged or mismatched one drops the entry; an older one than `recordSeqOf` says we hold
+   * (a replay) is refused, and its entry is left as plain hearsay about a node we hold,
+   * which changes nothing in the table. With `requireSignedRecords`, entries without a
+   * verified record are dropped.
    */
-  async findNode (peer: PeerInfo | PeerId, target: Uint8Array, options: AbortOptions = {}): Promise<PeerInfo[]> {
+  async findNode (peer: PeerInfo | PeerId, target: Uint8Array, options: AbortOptions = {}): Promise<FoundNode[]> {
     if (target.byteLength !== KEY_LENGTH) {
       throw new InvalidParametersError(`a FIND_NODE target is ${KEY_LENGTH} bytes, got ${target.byteLength}`)
     }
-    return this.request(peer, { type: Message.Type.FIND_NODE, target: new Uint8Array(target), peers: [] }, options, (response, remoteAddr) => {
-      // decoded inside the request, so a bad peer id or address aborts the stream like any
-      // other protocol error, and throws away what was decoded before it
-      const sender = ipOf(remoteAddr)
-      // keyed by the id bytes: a new PeerId's toString() is a base58 encoding, slow enough to show
-      const seen = new Set<string>()
-      const nodes: PeerInfo[] = []
-      for (const entry of response.peers) {
-        const info = fromPbPeer(entry)
-        const key = uint8ArrayToString(entry.id, 'base16')
-        const multiaddrs = relayableAddrs(sender, info.multiaddrs, reason => {
-          this.counters.increment(`relayRefused.${reason}`)
-        })
-        if (!seen.has(key) && multiaddrs.length > 0) {
-          seen.add(key)
-          nodes.push({ id: info.id, multiaddrs })
-        }
+    // decoded inside the request, so a bad peer id or address aborts the stream like any
+    // other protocol error, and throws away what was decoded before it; the records are
+    // checked after the stream is done with, so their signatures never hold it open
+    const answer = await this.request(peer, { type: Message.Type.FIND_NODE, target: new Uint8Array(target), peers: [] }, options,
+      (response, remoteAddr) => this.readNodes(response, relayPeerOf(remoteAddr)))
+    return this.certify(answer)
+  }
+
+  /** The entries of a NODES answer, decoded, deduplicated and relay-checked. */
+  private readNodes (response: Message, sender: RelayPeer): NodesAnswer {
+    // keyed by the id bytes: a new PeerId's toString() is a base58 encoding, slow enough to show
+    const seen = new Set<string>()
+    const entries: AnsweredNode[] = []
+    for (const entry of response.peers) {
+      const info = fromPbPeer(entry)
+      const key = uint8ArrayToString(entry.id, 'base16')
+      const multiaddrs = relayableAddrs(sender, info.multiaddrs, reason => {
+        this.counters.increment(`relayRefused.${reason}`)
+      })
+      if (!seen.has(key) && (multiaddrs.length > 0 || entry.record != null)) {
+        seen.add(key)
+        entries.push({ id: info.id, multiaddrs, record: entry.record })
       }
-      return nodes
-    })
+    }
+    return { sender, entries }
+  }
+
+  /** Verifies the records of an answer's entries and picks each node's addresses. */
+  private async certify ({ sender, entries }: NodesAnswer): Promise<FoundNode[]> {
+    const nodes: FoundNode[] = []
+    for (const entry of entries) {
+      if (entry.record == null) {
+        if (this.records.require) {
+          this.counters.increment('recordMissing')
+        } else if (entry.multiaddrs.length > 0) {
+          nodes.push({ id: entry.id, multiaddrs: entry.multiaddrs })
+        }
+        continue
+      }
+      const verified = await verifyPeerRecord(entry.record, entry.id)
+      const held = typeof verified === 'string' ? undefined : this.records.seqOf?.(entry.id)
+      if (typeof verified !== 'string' && held != null && verified.seq < held) {
+        // older than the record we hold: refused and counted, but not proof of a lie, since
+        // libp2p's identify seals a fresh record per answer and peers hold ones of different
+        // ages. We hold a newer one, so the node is in our table and, as plain hearsay, the
+        // entry changes nothing there (found nodes are never re-addressed); the lookup keeps
+        // the candidate. Under requireSignedRecords it is dropped like any unsigned entry.
+        this.counters.increment('recordRefused.stale')
+        if (!this.records.require && entry.multiaddrs.length > 0) {
+          nodes.push({ id: entry.id, multiaddrs: entry.multiaddrs })
+        }
+        continue
+      }
+      if (typeof verified === 'string') {
+        this.counters.increment(`recordRefused.${verified}`)
+        this.log('dropped %p from a NODES answer: its record is %s', entry.id, verified)
+        continue
+      }
+      this.counters.increment('recordVerified')
+      const signed = relayableAddrs(sender, verified.multiaddrs, reason => {
+        this.counters.increment(`relayRefused.${reason}`)
+      }).slice(0, MAX_ADDRS_PER_PEER)
+      if (signed.length > 0) {
+        nodes.push({ id: entry.id, multiaddrs: signed, recordSeq: verified.seq })
+      } else if (this.records.require) {
+        this.counters.increment('recordUnusable')
+      } else if (entry.multiaddrs.length > 0) {
+        // the peer signed nothing this sender may pass on: the entry is plain hearsay
+        nodes.push({ id: entry.id, multiaddrs: entry.multiaddrs })
+      }
+    }
+    return nodes
   }
 
   private async request<T> (peer: PeerInfo | PeerId, request: Message, options: PingOptions, parse: Parse<T>): Promise<T> {

@@ -2,7 +2,8 @@ import { TimeoutError } from '@libp2p/interface'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { MAX_ADDRS_PER_PEER } from './convert.js'
 import { deadline, nextEvent } from './deadline.js'
-import { ipOf } from './relay.js'
+import { checkRelayAddr, ipOf, relayPeerOf } from './relay.js'
+import type { RelayPeer } from './relay.js'
 import type { Connection, IdentifyResult, Libp2pEvents, PeerId, PeerStore, TypedEventTarget } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -31,8 +32,10 @@ interface Cached {
 /**
  * Where a requester can be reached, as the server reports it: its listen addresses from
  * the peer store (identify writes them), of those with an IP only the ones at the IP its
- * connection comes from (no reflection: nobody can point us at a third party), those
- * without one (memory transport, DNS names) as they are. A peer store read per request
+ * connection comes from (no reflection: nobody can point us at a third party), of those
+ * without one the ones the relay rules let its connection carry (`checkRelayAddr`: a
+ * memory-transport address only over an in-process connection, a local DNS name only
+ * from a loopback or LAN host). A peer store read per request
  * cost more than the rest of answering a PING, so an answer is reused for a few seconds.
  */
 export class ContactAddresses {
@@ -55,16 +58,16 @@ export class ContactAddresses {
    */
   async of (connection: Connection, signal: AbortSignal): Promise<Multiaddr[]> {
     const peer = connection.remotePeer
-    const remoteIP = ipOf(connection.remoteAddr)
-    const key = `${peer.toString()} ${remoteIP?.join('.') ?? ''}`
+    const from = relayPeerOf(connection.remoteAddr)
+    const key = `${peer.toString()} ${from.ip?.join('.') ?? (from.inProcess ? 'memory' : '')}`
     const cached = this.cache.get(key)
     if (cached != null && this.now() - cached.at < CONTACT_ADDRS_TTL) {
       return cached.addrs
     }
-    let addrs = await this.read(peer, remoteIP)
+    let addrs = await this.read(peer, from)
     if (addrs.length === 0 && this.init.events != null) {
       await this.identified(peer, signal)
-      addrs = await this.read(peer, remoteIP)
+      addrs = await this.read(peer, from)
     }
     this.cache.delete(key)
     if (addrs.length > 0) {
@@ -79,7 +82,7 @@ export class ContactAddresses {
     return addrs
   }
 
-  private async read (peer: PeerId, remoteIP: Uint8Array | undefined): Promise<Multiaddr[]> {
+  private async read (peer: PeerId, from: RelayPeer): Promise<Multiaddr[]> {
     let known: Multiaddr[]
     try {
       known = (await this.init.peerStore.get(peer)).addresses.map(a => a.multiaddr)
@@ -91,7 +94,10 @@ export class ContactAddresses {
     }
     return known.filter(ma => {
       const ip = ipOf(ma)
-      return ip == null || (remoteIP != null && uint8ArrayEquals(ip, remoteIP))
+      if (ip != null) {
+        return from.ip != null && uint8ArrayEquals(ip, from.ip)
+      }
+      return checkRelayAddr(from, ma) == null
     }).slice(0, MAX_ADDRS_PER_PEER)
   }
 

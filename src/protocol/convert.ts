@@ -131,9 +131,12 @@ export function checkResponse (request: Message.Type, msg: Message): void {
   }
 }
 
-/** A peer as NODES carries it: its multihash bytes and binary multiaddrs. */
-export function toPbPeer (id: PeerId, addrs: Multiaddr[]): Message.Peer {
-  return { id: id.toMultihash().bytes, addrs: addrs.map(ma => ma.bytes) }
+/**
+ * A peer as NODES carries it: its multihash bytes, binary multiaddrs and, when given, its
+ * marshalled signed peer record.
+ */
+export function toPbPeer (id: PeerId, addrs: Multiaddr[], record?: Uint8Array<ArrayBuffer>): Message.Peer {
+  return { id: id.toMultihash().bytes, addrs: addrs.map(ma => ma.bytes), ...(record != null ? { record } : {}) }
 }
 
 /** Decodes a peer id from its multihash bytes; `invalid-peer-id` when it does not decode. */

@@ -1,13 +1,37 @@
 import { parseIP } from '@chainsafe/is-ip/parse'
-import { isLAN, isLoopback } from '../table/ip-limits.js'
+import { isLAN, isLoopback, lanNetworkOf, localNameKind } from '../table/ip-limits.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const IP4 = 4
 const IP6 = 41
 const IP6ZONE = 42
 
-/** Why `checkRelayIP` refused an address; geth's `errUnspecified`, `errSpecial`, … */
-export type RelayRefusal = 'unspecified' | 'special' | 'loopback' | 'lan'
+/**
+ * Why an address was refused; geth's `errUnspecified`, `errSpecial`, `errLoopback`,
+ * `errLAN`, plus `memory`: a memory-transport address from or to anyone outside the
+ * process.
+ */
+export type RelayRefusal = 'unspecified' | 'special' | 'loopback' | 'lan' | 'memory'
+
+const MEMORY = 777
+const DNS_CODES = new Set([53, 54, 55, 56]) // dns, dns4, dns6, dnsaddr
+
+/**
+ * The host at the other end of a connection, as the relay rules judge it: its IP, if
+ * its remote address has one, and whether the connection is in-process (the memory
+ * transport), the only kind over which a `/memory/` address means anything.
+ */
+export interface RelayPeer {
+  /** The IP of the connection's remote address; `undefined` without one (relay, memory). */
+  ip?: Uint8Array
+  /** Whether the connection is in-process (memory transport). */
+  inProcess: boolean
+}
+
+/** The `RelayPeer` at the far end of a connection with this remote address. */
+export function relayPeerOf (remoteAddr: Multiaddr): RelayPeer {
+  return { ip: ipOf(remoteAddr), inProcess: remoteAddr.getComponents()[0]?.code === MEMORY }
+}
 
 /**
  * The IP an address starts with (4-in-6 addresses as their 4 bytes), or `undefined` for
@@ -28,7 +52,7 @@ export function ipOf (ma: Multiaddr): Uint8Array | undefined {
 }
 
 /**
- * Port of geth `netutil.CheckRelayIP`: whether `addr`, an IP a node at `sender` tells
+ * After geth `netutil.CheckRelayIP`: whether `addr`, an IP a node at `sender` tells
  * about, is a valid dial target for someone else. `sender` is `undefined` when the
  * connection has no IP (relay, memory transport); it is then treated as a public host,
  * the strictest case. Returns why not, or `undefined` when the address may be relayed.
@@ -36,7 +60,10 @@ export function ipOf (ma: Multiaddr): Uint8Array | undefined {
  * - special-purpose networks (multicast, broadcast, documentation, benchmarking, …)
  *   never are either;
  * - a loopback address only from a loopback sender;
- * - a LAN address only from a LAN sender (geth checks "a LAN", not "the same LAN").
+ * - a LAN address only from a loopback sender or one on the same LAN: the same private
+ *   range (`lanNetworkOf`). Departs from geth, which takes a LAN address from any LAN
+ *   host, so a node on one LAN could point a node on another at its own private hosts
+ *   (DESIGN.md §6: "never outside that LAN").
  */
 export function checkRelayIP (sender: Uint8Array | undefined, addr: Uint8Array): RelayRefusal | undefined {
   if (isUnspecified(addr)) {
@@ -45,27 +72,53 @@ export function checkRelayIP (sender: Uint8Array | undefined, addr: Uint8Array):
   if (isSpecialNetwork(addr)) {
     return 'special'
   }
-  if (isLoopback(addr) && (sender == null || !isLoopback(sender))) {
-    return 'loopback'
+  const senderIsLoopback = sender != null && isLoopback(sender)
+  if (isLoopback(addr)) {
+    return senderIsLoopback ? undefined : 'loopback'
   }
-  if (isLAN(addr) && (sender == null || !isLAN(sender))) {
+  const network = lanNetworkOf(addr)
+  if (network != null && !senderIsLoopback && (sender == null || lanNetworkOf(sender) !== network)) {
     return 'lan'
   }
   return undefined
 }
 
 /**
- * The addresses of `addrs` that a node at `sender` may pass on (see `checkRelayIP`),
- * calling `onRefused` for each one dropped. Addresses without an IP are kept: there is
- * no IP to check.
+ * Whether `addr`, an address a node at `sender` tells about (or that we tell `sender`
+ * about), may be relayed: `checkRelayIP` for an address with an IP; a memory-transport
+ * address only over an in-process connection; a DNS name that is local by convention
+ * as loopback (only with a loopback sender) or LAN (only with a loopback or LAN sender:
+ * which LAN a name is on cannot be told); other names and relay addresses are kept.
  */
-export function relayableAddrs (sender: Uint8Array | undefined, addrs: Multiaddr[], onRefused?: (reason: RelayRefusal) => void): Multiaddr[] {
-  return addrs.filter(ma => {
-    const ip = ipOf(ma)
-    if (ip == null) {
-      return true
+export function checkRelayAddr (sender: RelayPeer, addr: Multiaddr): RelayRefusal | undefined {
+  const ip = ipOf(addr)
+  if (ip != null) {
+    return checkRelayIP(sender.ip, ip)
+  }
+  const first = addr.getComponents()[0]
+  if (first?.code === MEMORY) {
+    return sender.inProcess ? undefined : 'memory'
+  }
+  if (first != null && DNS_CODES.has(first.code)) {
+    const kind = localNameKind(first.value ?? '')
+    const senderIsLoopback = sender.ip != null && isLoopback(sender.ip)
+    if (kind === 'loopback' && !senderIsLoopback) {
+      return 'loopback'
     }
-    const refusal = checkRelayIP(sender, ip)
+    if (kind === 'lan' && !senderIsLoopback && (sender.ip == null || !isLAN(sender.ip))) {
+      return 'lan'
+    }
+  }
+  return undefined
+}
+
+/**
+ * The addresses of `addrs` that may pass between us and `sender` (see `checkRelayAddr`),
+ * calling `onRefused` for each one dropped.
+ */
+export function relayableAddrs (sender: RelayPeer, addrs: Multiaddr[], onRefused?: (reason: RelayRefusal) => void): Multiaddr[] {
+  return addrs.filter(ma => {
+    const refusal = checkRelayAddr(sender, ma)
     if (refusal != null) {
       onRefused?.(refusal)
       return false

@@ -7,9 +7,11 @@ import { Counters } from './counters.js'
 import { deadline, nextEvent } from './deadline.js'
 import { Message } from './pb/message.js'
 import { RateLimiter } from './rate-limiter.js'
-import { ipOf, relayableAddrs } from './relay.js'
+import { PeerRecords } from './records.js'
+import { relayableAddrs, relayPeerOf } from './relay.js'
 import { positive, PROTOCOL_LOG_NAME, protocolSettings } from './settings.js'
 import type { RateLimitInit } from './rate-limiter.js'
+import type { RelayPeer } from './relay.js'
 import type { ProtocolSettings } from './settings.js'
 import type {
   ComponentLogger, Connection, Libp2pEvents, Logger, Metrics, PeerId, PeerInfo,
@@ -55,7 +57,7 @@ export interface ProtocolServerInit {
   requestTimeout?: number
   /** The largest request frame accepted, in bytes. @default 4096 */
   maxMessageSize?: number
-  /** The largest NODES frame sent, in bytes: farther nodes are left out to fit. @default 16384 */
+  /** The largest NODES frame sent, in bytes: farther nodes are left out to fit. @default 32816 */
   maxNodesMessageSize?: number
   /** Inbound budgets, per peer and in total (see `RateLimitInit` for the defaults). */
   rateLimit?: RateLimitInit
@@ -95,6 +97,7 @@ export class ProtocolServer implements Startable {
   // rate limiter's budget) plus one per contact awaiting identify (one per peer)
   private readonly inflight = new Set<Promise<void>>()
   private readonly contacts: ContactAddresses
+  private readonly records: PeerRecords
   private shutdown = new AbortController()
   private running = false
 
@@ -106,6 +109,7 @@ export class ProtocolServer implements Startable {
     this.maxInboundStreams = positive('maxInboundStreams', init.maxInboundStreams ?? DEFAULT_MAX_INBOUND_STREAMS)
     this.limiter = new RateLimiter(init.rateLimit)
     this.contacts = new ContactAddresses({ peerStore: components.peerStore, events: components.events, identifyTimeout: this.settings.requestTimeout })
+    this.records = new PeerRecords(components.peerStore, components.events)
     this.counters = new Counters(components.metrics, 'libp2p_kad_discovery_server_events_total', 'kad-discovery requests received and how they ended')
     this.stats = this.counters.stats
   }
@@ -121,6 +125,7 @@ export class ProtocolServer implements Startable {
     await this.components.registrar.handle(this.settings.protocol, (stream, connection) => this.serve(stream, connection), {
       maxInboundStreams: this.maxInboundStreams
     })
+    this.records.start()
     this.running = true
     this.log('serving %s', this.settings.protocol)
   }
@@ -131,6 +136,7 @@ export class ProtocolServer implements Startable {
       return
     }
     this.running = false
+    this.records.stop()
     await this.components.registrar.unhandle(this.settings.protocol)
     this.shutdown.abort(new AbortError('discovery server stopped'))
     await Promise.all([...this.inflight])
@@ -176,9 +182,11 @@ export class ProtocolServer implements Startable {
       checkRequest(request)
       this.counters.increment(`received.${request.type}`)
       this.log.trace('received %s from %p', request.type, peer)
-      const answer = request.type === Message.Type.PING
+      const built = request.type === Message.Type.PING
         ? Message.encode({ type: Message.Type.PONG, peers: [] })
-        : this.nodes(request.target ?? new Uint8Array(0), ipOf(connection.remoteAddr))
+        : this.nodes(request.target ?? new Uint8Array(0), relayPeerOf(connection.remoteAddr))
+      // only an answer with records to read waits: the others go out in the same tick
+      const answer = built instanceof Uint8Array ? built : await built
       await pb.write(answer, ENCODED, { signal })
       this.counters.increment(request.type === Message.Type.PING ? 'sent.PONG' : 'sent.NODES')
       this.reportContact(connection)
@@ -196,11 +204,13 @@ export class ProtocolServer implements Startable {
   }
 
   /**
-   * geth's FINDNODE handler: the table's closest nodes, each address checked with
-   * `CheckRelayIP` against the requester, at most `bucketSize` nodes and
-   * `MAX_ADDRS_PER_PEER` addresses each; the farthest left out until the frame fits.
+   * geth's FINDNODE handler: the table's closest nodes, each address checked with the
+   * relay rules (`checkRelayAddr`) against the requester, at most `bucketSize` nodes and
+   * `MAX_ADDRS_PER_PEER` addresses each, each with the signed peer record the peer store
+   * holds for it (as identify received it; never one of ours); the farthest left out
+   * until the frame fits.
    */
-  private nodes (target: Uint8Array, requester: Uint8Array | undefined): Uint8Array {
+  private nodes (target: Uint8Array, requester: RelayPeer): Uint8Array | Promise<Uint8Array> {
     let closest: ClosestNode[]
     try {
       closest = this.init.closest(target, this.settings.bucketSize)
@@ -208,12 +218,25 @@ export class ProtocolServer implements Startable {
       this.log.error('closest() failed - %e', err)
       throw err
     }
-    const peers: Message.Peer[] = []
+    const chosen: Array<{ node: ClosestNode, addrs: Multiaddr[] }> = []
     for (const node of closest.slice(0, this.settings.bucketSize)) {
       const addrs = relayableAddrs(requester, node.addrs).slice(0, MAX_ADDRS_PER_PEER)
       if (addrs.length > 0) {
-        peers.push(toPbPeer(node.id, addrs))
+        chosen.push({ node, addrs })
       }
+    }
+    // an empty answer is written without a pause: no record to read
+    if (chosen.length === 0) {
+      return Message.encode({ type: Message.Type.NODES, peers: [] })
+    }
+    return this.withRecords(chosen)
+  }
+
+  /** The NODES frame of `chosen`, each with its record, the farthest left out to fit. */
+  private async withRecords (chosen: Array<{ node: ClosestNode, addrs: Multiaddr[] }>): Promise<Uint8Array> {
+    const peers: Message.Peer[] = []
+    for (const { node, addrs } of chosen) {
+      peers.push(toPbPeer(node.id, addrs, await this.records.of(node.id)))
     }
     let bytes = Message.encode({ type: Message.Type.NODES, peers })
     while (bytes.byteLength > this.settings.maxNodesMessageSize && peers.length > 0) {

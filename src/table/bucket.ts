@@ -89,7 +89,8 @@ export function snapshotNode (entry: TableNode): TableNode {
     key: entry.key,
     addrs: [...entry.addrs],
     addedAt: entry.addedAt,
-    livenessChecks: entry.livenessChecks
+    livenessChecks: entry.livenessChecks,
+    ...(entry.recordSeq != null ? { recordSeq: entry.recordSeq } : {})
   }
 }
 

@@ -133,12 +133,69 @@ export function isLAN (ip: Uint8Array): boolean {
   return isIPv6Loopback(ip) || LAN6.some(cidr => inCidr(ip, cidr))
 }
 
+// the private ranges a LAN address can be in, by name: two addresses are on the same LAN
+// (as far as an address can tell) when they are in the same one
+const LAN_NETWORKS: Array<[string, Cidr]> = [
+  ['0/8', { bytes: [0, 0, 0, 0], bits: 8 }],
+  ['10/8', { bytes: [10, 0, 0, 0], bits: 8 }],
+  ['169.254/16', { bytes: [169, 254, 0, 0], bits: 16 }],
+  ['172.16/12', { bytes: [172, 16, 0, 0], bits: 12 }],
+  ['192.168/16', { bytes: [192, 168, 0, 0], bits: 16 }],
+  ['fe80::/10', { bytes: [0xfe, 0x80], bits: 10 }],
+  ['fc00::/7', { bytes: [0xfc, 0x00], bits: 7 }]
+]
+
+/**
+ * The private range a LAN address is in (`10/8`, `172.16/12`, `192.168/16`, `169.254/16`,
+ * `0/8`, `fe80::/10`, `fc00::/7`), or `undefined` for loopback and public addresses. The
+ * relay rules take two addresses in the same range to be on the same LAN: all an address
+ * says, since two sites may number their LANs alike.
+ */
+export function lanNetworkOf (ip: Uint8Array): string | undefined {
+  const bytes = ip.length === 16 && isIPv4Mapped(ip) ? ip.subarray(12) : ip
+  for (const [name, cidr] of LAN_NETWORKS) {
+    // an IPv4 range is written in 4 bytes, an IPv6 one in its prefix bytes only
+    if ((bytes.length === 4) === (cidr.bytes.length === 4) && inCidr(bytes, cidr)) {
+      return name
+    }
+  }
+  return undefined
+}
+
 /** Whether an IP is loopback (127/8, ::1, or ::ffff:127.x). */
 export function isLoopback (ip: Uint8Array): boolean {
   if (ip.length === 16 && isIPv4Mapped(ip)) {
     return isLoopback(ip.subarray(12))
   }
   return ip.length === 4 ? ip[0] === 127 : isIPv6Loopback(ip)
+}
+
+/** The kind of host a DNS name names by convention, or `undefined` for a public name. */
+export type LocalName = 'loopback' | 'lan'
+
+// names that never leave the host (RFC 6761 §6.3)
+const LOOPBACK_SUFFIXES = ['localhost']
+// names that never leave the local network: mDNS (RFC 6762), the ICANN private-use
+// `internal` TLD, `home.arpa` (RFC 8375), and the common router and corporate ones
+const LAN_SUFFIXES = ['local', 'internal', 'lan', 'home.arpa', 'home', 'corp', 'intranet', 'private', 'localdomain']
+
+/**
+ * Whether a DNS name is local by convention: `localhost` and `*.localhost` name this
+ * host (loopback); `*.local`, `*.internal`, `*.lan`, `*.home.arpa`, … name a host on the
+ * local network (LAN). A single-label name (no dot) is resolved through the local search
+ * domains, so it is taken as LAN too. Other names are `undefined`: public, judged only by
+ * the IP limits (see docs/PROTOCOL.md §4 for the risk that leaves).
+ */
+export function localNameKind (name: string): LocalName | undefined {
+  const lower = name.toLowerCase().replace(/\.$/, '')
+  const endsWith = (suffix: string): boolean => lower === suffix || lower.endsWith(`.${suffix}`)
+  if (LOOPBACK_SUFFIXES.some(endsWith)) {
+    return 'loopback'
+  }
+  if (LAN_SUFFIXES.some(endsWith) || !lower.includes('.')) {
+    return 'lan'
+  }
+  return undefined
 }
 
 /** Limits for one `DistinctNetSet`. */
@@ -173,6 +230,10 @@ export class DistinctNetSet {
       case 'memory':
         return undefined
       case 'domain':
+        // a name that is local by convention is a LAN host: exempt when LAN addresses are
+        if (this.limits.allowLan && localNameKind(address.domain) != null) {
+          return undefined
+        }
         return `dns/${address.domain}`
       case 'other':
         return `other/${address.name}`

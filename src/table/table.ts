@@ -97,7 +97,9 @@ export class Table {
    * Port of geth v1.9 `Table.addSeenNode`, for nodes heard of from others (NODES answers,
    * seeds, bootnodes): appended at the back when its bucket has room and the IP limits
    * allow, else kept as a replacement. An entry already present is left exactly as it is:
-   * hearsay never moves or re-addresses a node ("False Friends" eclipse).
+   * hearsay never moves or re-addresses a node ("False Friends" eclipse). The one
+   * exception is not hearsay: a node that comes with a verified signed peer record
+   * (`info.recordSeq`) newer than the entry's goes to `updateFromRecord`.
    */
   addFoundNode (info: NodeInfo): AddResult {
     const prepared = this.prepare(info)
@@ -106,7 +108,7 @@ export class Table {
     }
     const bucket = this.bucketFor(prepared.key)
     if (bucket.indexOf(prepared.key) >= 0) {
-      return AddResult.Present
+      return prepared.recordSeq != null ? this.readdress(bucket, prepared) : AddResult.Present
     }
     if (bucket.entries.length >= this.bucketSize) {
       return this.addReplacement(bucket, prepared)
@@ -147,6 +149,51 @@ export class Table {
     bucket.entries.unshift(prepared)
     this.entered(bucket, prepared)
     return AddResult.Added
+  }
+
+  /**
+   * The entry of `info.id` takes the addresses of a signed peer record the caller has
+   * verified, when its `recordSeq` is higher than the entry's (or the entry has none):
+   * the node itself said it moved, so this is not hearsay (geth re-addresses an entry
+   * from a newer ENR the same way). The entry keeps its place and liveness checks; the IP
+   * limits are checked again for the new subnet, and if they refuse, the entry stays as it
+   * was. Returns `Readdressed`, `Present` (not newer, or the same addresses: only the seq
+   * is taken) or `IpLimit`; a node not in its bucket is offered as a found node
+   * (`addFoundNode`, which keeps its `recordSeq`).
+   */
+  updateFromRecord (info: NodeInfo & { recordSeq: bigint }): AddResult {
+    const prepared = this.prepare(info)
+    if (typeof prepared === 'string') {
+      return prepared
+    }
+    const bucket = this.bucketFor(prepared.key)
+    if (bucket.indexOf(prepared.key) < 0) {
+      return this.addFoundNode(info)
+    }
+    return this.readdress(bucket, prepared)
+  }
+
+  private readdress (bucket: Bucket, node: Entry): AddResult {
+    const entry = bucket.entries[bucket.indexOf(node.key)]
+    if (entry == null || node.recordSeq == null || (entry.recordSeq != null && node.recordSeq <= entry.recordSeq)) {
+      return AddResult.Present
+    }
+    if (sameAddrs(entry, node)) {
+      entry.recordSeq = node.recordSeq
+      return AddResult.Present
+    }
+    if (!sameNet(entry.net, node.net)) {
+      this.removeIP(bucket, entry.net)
+      if (!this.addIP(bucket, node.net)) {
+        this.addIP(bucket, entry.net)
+        return AddResult.IpLimit
+      }
+    }
+    entry.addrs = node.addrs
+    entry.net = node.net
+    entry.recordSeq = node.recordSeq
+    this.init.onNodeUpdated?.(snapshotNode(entry))
+    return AddResult.Readdressed
   }
 
   /**
@@ -358,7 +405,8 @@ export class Table {
       addrs: [...info.multiaddrs],
       addedAt: this.clock(),
       livenessChecks: 0,
-      net
+      net,
+      ...(info.recordSeq != null ? { recordSeq: info.recordSeq } : {})
     }
   }
 

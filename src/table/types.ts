@@ -33,6 +33,12 @@ export interface TableNode {
   addedAt: number
   /** How many pings it has answered since it entered the table; geth `livenessChecks`. */
   livenessChecks: number
+  /**
+   * The sequence number of the newest verified signed peer record its addresses came
+   * from, if any (geth keeps an ENR's seq the same way): only a verified record with a
+   * higher one may re-address the entry (`Table.updateFromRecord`).
+   */
+  recordSeq?: bigint
 }
 
 /** A node as the table is given it: an id and its multiaddrs. */
@@ -41,6 +47,11 @@ export interface NodeInfo {
   id: PeerId
   /** Its multiaddrs. */
   multiaddrs: Multiaddr[]
+  /**
+   * Set only when `multiaddrs` are those of a signed peer record the protocol client
+   * verified (signature, signer, payload type): that record's sequence number.
+   */
+  recordSeq?: bigint
 }
 
 /**
@@ -53,6 +64,8 @@ export enum AddResult {
   Bumped = 'bumped',
   /** It was already in its bucket; hearsay leaves the entry as it was (found only). */
   Present = 'present',
+  /** It was already in its bucket and took the addresses of a newer verified record. */
+  Readdressed = 'readdressed',
   /** Its bucket is full: it was kept on the replacement list. */
   Replacement = 'replacement',
   /** An IP subnet limit refused it; it was kept on the replacement list. */
@@ -115,7 +128,7 @@ export interface TableInit {
   onNodeAdded?(node: TableNode): void
   /** Called when a node leaves a bucket. */
   onNodeRemoved?(node: TableNode, reason: RemoveReason): void
-  /** Called when a node's addresses change (an inbound contact re-addressed it). */
+  /** Called when a node's addresses change (an inbound contact or a newer record re-addressed it). */
   onNodeUpdated?(node: TableNode): void
 }
 

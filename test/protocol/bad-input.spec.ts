@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { multiaddr } from '@multiformats/multiaddr'
-import { PROTOCOL } from '../../src/constants.js'
+import { MAX_NODES_MESSAGE_SIZE, PROTOCOL } from '../../src/constants.js'
 import { toPbPeer } from '../../src/protocol/convert.js'
 import { Message } from '../../src/protocol/pb/message.js'
 import { seededRandom } from '../../src/table/random.js'
@@ -127,7 +127,7 @@ describe('bad input', () => {
     const nodes17 = (): Message.Peer[] => Array.from({ length: 17 }, () => toPbPeer(fakePeerId(random), [multiaddr('/ip4/51.15.0.1/tcp/1')]))
 
     it('refuses an answer over the size limit after its length prefix', async () => {
-      const statuses = await answer(varint(16 * 1024 + 1))
+      const statuses = await answer(varint(MAX_NODES_MESSAGE_SIZE + 1))
       await assertRejected(findNode(), 'InvalidMessageError', 'invalid.oversized', statuses)
     })
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { parseIP } from '@chainsafe/is-ip/parse'
 import { multiaddr } from '@multiformats/multiaddr'
-import { checkRelayIP, ipOf, isSpecialNetwork, relayableAddrs } from '../../src/protocol/relay.js'
+import { checkRelayAddr, checkRelayIP, ipOf, isSpecialNetwork, relayableAddrs, relayPeerOf } from '../../src/protocol/relay.js'
+import { lanNetworkOf, localNameKind } from '../../src/table/ip-limits.js'
 
 function ip (text: string): Uint8Array {
   const bytes = parseIP(text)
@@ -34,7 +35,16 @@ describe('relay rules', () => {
       ['127.0.0.1', '192.168.0.1', undefined],
       ['127.0.0.1', '23.55.1.242', undefined],
       ['192.168.0.1', '192.168.0.1', undefined],
-      ['192.168.0.1', '10.0.3.1', undefined],
+      // a LAN address goes only to its own LAN (departs from geth, which checks "a LAN")
+      ['192.168.0.1', '10.0.3.1', 'lan'],
+      ['10.9.9.9', '192.168.0.1', 'lan'],
+      ['172.16.0.1', '10.0.0.1', 'lan'],
+      ['fd00::1', 'fe80::1', 'lan'],
+      ['10.9.9.9', '10.0.3.1', undefined],
+      ['172.31.0.1', '172.16.0.1', undefined],
+      ['fd00::1', 'fc00::7', undefined],
+      ['::ffff:192.168.0.1', '192.168.5.5', undefined],
+      ['::1', '10.0.0.1', undefined],
       ['192.168.0.1', '23.55.1.242', undefined],
       ['23.55.1.242', '23.55.1.242', undefined],
       ['23.55.1.242', '2a01:4f8::1', undefined]
@@ -65,12 +75,63 @@ describe('relay rules', () => {
   describe('relayableAddrs', () => {
     it('keeps addresses without an IP and reports each one it drops', () => {
       const dropped: string[] = []
-      const kept = relayableAddrs(ip('23.55.1.242'), [
+      const kept = relayableAddrs({ ip: ip('23.55.1.242'), inProcess: false }, [
         multiaddr('/dns4/example.org/tcp/1'), multiaddr('/ip4/127.0.0.1/tcp/1'), multiaddr('/ip4/51.15.0.1/tcp/1')
       ], reason => { dropped.push(reason) })
       assert.deepEqual(kept.map(String), ['/dns4/example.org/tcp/1', '/ip4/51.15.0.1/tcp/1'])
       assert.deepEqual(dropped, ['loopback'])
     })
+  })
+
+  describe('checkRelayAddr', () => {
+    const publicHost = relayPeerOf(multiaddr('/ip4/23.55.1.242/tcp/1'))
+    const lanHost = relayPeerOf(multiaddr('/ip4/192.168.0.1/tcp/1'))
+    const loopbackHost = relayPeerOf(multiaddr('/ip4/127.0.0.1/tcp/1'))
+    const inProcess = relayPeerOf(multiaddr('/memory/x'))
+
+    it('passes memory addresses over in-process connections only', () => {
+      assert.equal(inProcess.inProcess, true)
+      assert.equal(checkRelayAddr(inProcess, multiaddr('/memory/y')), undefined)
+      for (const host of [publicHost, lanHost, loopbackHost, relayPeerOf(multiaddr('/dns4/a.example/tcp/1'))]) {
+        assert.equal(checkRelayAddr(host, multiaddr('/memory/y')), 'memory')
+      }
+    })
+
+    it('judges names local by convention as loopback or LAN addresses', () => {
+      assert.equal(checkRelayAddr(publicHost, multiaddr('/dns4/localhost/tcp/22')), 'loopback')
+      assert.equal(checkRelayAddr(lanHost, multiaddr('/dns6/a.localhost/tcp/22')), 'loopback')
+      assert.equal(checkRelayAddr(loopbackHost, multiaddr('/dns4/localhost/tcp/22')), undefined)
+      assert.equal(checkRelayAddr(publicHost, multiaddr('/dns4/printer.local/tcp/1')), 'lan')
+      assert.equal(checkRelayAddr(inProcess, multiaddr('/dns4/printer.local/tcp/1')), 'lan')
+      assert.equal(checkRelayAddr(lanHost, multiaddr('/dns4/printer.local/tcp/1')), undefined)
+      assert.equal(checkRelayAddr(publicHost, multiaddr('/dns4/boot.example.org/tcp/1')), undefined)
+    })
+
+    it('judges IP addresses with checkRelayIP, the in-process host as a public one', () => {
+      assert.equal(checkRelayAddr(inProcess, multiaddr('/ip4/127.0.0.1/tcp/1')), 'loopback')
+      assert.equal(checkRelayAddr(lanHost, multiaddr('/ip4/10.0.0.1/tcp/1')), 'lan')
+      assert.equal(checkRelayAddr(publicHost, multiaddr('/ip4/51.15.0.1/tcp/1')), undefined)
+    })
+  })
+
+  it('names local DNS names by their suffix, case and trailing dot aside', () => {
+    assert.equal(localNameKind('localhost'), 'loopback')
+    assert.equal(localNameKind('API.LocalHost.'), 'loopback')
+    for (const name of ['printer.local', 'db.internal', 'router.lan', 'nas.home.arpa', 'router']) {
+      assert.equal(localNameKind(name), 'lan', name)
+    }
+    for (const name of ['example.org', 'localhost.example.org', 'local.example.com']) {
+      assert.equal(localNameKind(name), undefined, name)
+    }
+  })
+
+  it('names the private range of a LAN address, none for loopback or public ones', () => {
+    assert.equal(lanNetworkOf(ip('10.1.2.3')), '10/8')
+    assert.equal(lanNetworkOf(ip('172.31.255.1')), '172.16/12')
+    assert.equal(lanNetworkOf(ip('172.32.0.1')), undefined)
+    assert.equal(lanNetworkOf(ip('fd12::1')), 'fc00::/7')
+    assert.equal(lanNetworkOf(ip('127.0.0.1')), undefined)
+    assert.equal(lanNetworkOf(ip('8.8.8.8')), undefined)
   })
 
   it('counts multicast, broadcast and documentation ranges as special, public unicast not', () => {

@@ -120,12 +120,14 @@ describe('ProtocolServer', () => {
       await a.dial(b.getMultiaddrs())
       await waitFor(async () => (await b.peerStore.get(a.peerId).catch(() => undefined))?.addresses.length === 1, 'identify')
       // claims the requester's connection does not back are dropped, or it could point us at
-      // a victim; addresses without an IP are kept
-      await b.peerStore.merge(a.peerId, { multiaddrs: [multiaddr('/ip4/51.15.0.1/tcp/4001'), multiaddr('/memory/kept')] })
+      // a victim; addresses without an IP are kept when the relay rules let this connection
+      // carry them (a local name over loopback: yes; a memory address over TCP: no)
+      await b.peerStore.merge(a.peerId, { multiaddrs: [multiaddr('/ip4/51.15.0.1/tcp/4001'), multiaddr('/dns4/localhost/tcp/4001'), multiaddr('/memory/dropped')] })
       await a.services.discovery.client.ping(b.peerId)
       await waitFor(() => b.services.discovery.contacts.length === 1, 'the contact')
       const reported = b.services.discovery.contacts[0]?.multiaddrs.map(String) ?? []
-      assert(reported.includes('/memory/kept'), 'addresses without an IP are kept')
+      assert(reported.includes('/dns4/localhost/tcp/4001'), 'a local name is kept from a loopback requester')
+      assert(!reported.includes('/memory/dropped'), 'a memory address is dropped over TCP')
       assert(!reported.includes('/ip4/51.15.0.1/tcp/4001'))
       assert(reported.some(ma => ma.startsWith('/ip4/127.0.0.1/tcp/')))
     })

@@ -54,6 +54,8 @@ export interface TestNodeOptions<S extends ServiceMap> {
   connectionManager?: Libp2pOptions['connectionManager']
   /** Whether to start the node. @default true */
   start?: boolean
+  /** Addresses identify announces instead of the listen addresses (libp2p `addresses.announce`). */
+  announce?: string[]
 }
 
 /** A test node: the services asked for, plus identify. */
@@ -76,7 +78,10 @@ export async function createNode<S extends ServiceMap = Record<string, unknown>>
   const services = { ...(options.services ?? {}), identify: identify() } as unknown as ServiceFactoryMap<S & { identify: Identify }>
   return createLibp2p<S & { identify: Identify }>({
     ...(options.privateKey != null ? { privateKey: options.privateKey } : {}),
-    addresses: { listen: [transport === 'tcp' ? `/ip4/${loopbackOnly(options.listenIp ?? '127.0.0.1')}/tcp/0` : memoryAddress()] },
+    addresses: {
+      listen: [transport === 'tcp' ? `/ip4/${loopbackOnly(options.listenIp ?? '127.0.0.1')}/tcp/0` : memoryAddress()],
+      ...(options.announce != null ? { announce: options.announce } : {})
+    },
     transports: [transport === 'tcp' ? tcp() : memory()],
     connectionEncrypters: [options.encryption === 'noise' ? noise() : plaintext()],
     streamMuxers: [yamux()],

@@ -35,6 +35,7 @@ export namespace Message {
   export interface Peer {
     id: Uint8Array<ArrayBuffer>
     addrs: Uint8Array<ArrayBuffer>[]
+    record?: Uint8Array<ArrayBuffer>
   }
 
   export namespace Peer {
@@ -57,6 +58,11 @@ export namespace Message {
               w.uint32(18)
               w.bytes(value)
             }
+          }
+
+          if (obj.record != null) {
+            w.uint32(26)
+            w.bytes(obj.record)
           }
 
           if (opts.lengthDelimited !== false) {
@@ -84,6 +90,10 @@ export namespace Message {
                 }
 
                 obj.addrs.push(reader.bytes())
+                break
+              }
+              case 3: {
+                obj.record = reader.bytes()
                 break
               }
               default: {
@@ -127,6 +137,13 @@ export namespace Message {
 
                 break
               }
+              case 3: {
+                yield {
+                  field: `${prefix}.record`,
+                  value: reader.bytes()
+                }
+                break
+              }
               default: {
                 reader.skipType(tag & 7)
                 break
@@ -150,6 +167,11 @@ export namespace Message {
       value: Uint8Array<ArrayBuffer>
     }
 
+    export interface PeerRecordFieldEvent {
+      field: '$.record'
+      value: Uint8Array<ArrayBuffer>
+    }
+
     export function encode (obj: Partial<Peer>): Uint8Array<ArrayBuffer> {
       return encodeMessage(obj, Peer.codec())
     }
@@ -158,7 +180,7 @@ export namespace Message {
       return decodeMessage(buf, Peer.codec(), opts)
     }
 
-    export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Peer>): Generator<PeerIdFieldEvent | PeerAddrsFieldEvent> {
+    export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Peer>): Generator<PeerIdFieldEvent | PeerAddrsFieldEvent | PeerRecordFieldEvent> {
       return streamMessage(buf, Peer.codec(), opts)
     }
   }
@@ -307,6 +329,12 @@ export namespace Message {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface MessagePeersRecordFieldEvent {
+    field: '$.peers[].record'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
   export function encode (obj: Partial<Message>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Message.codec())
   }
@@ -315,7 +343,7 @@ export namespace Message {
     return decodeMessage(buf, Message.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Message>): Generator<MessageTypeFieldEvent | MessageTargetFieldEvent | MessagePeersIdFieldEvent | MessagePeersAddrsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Message>): Generator<MessageTypeFieldEvent | MessageTargetFieldEvent | MessagePeersIdFieldEvent | MessagePeersAddrsFieldEvent | MessagePeersRecordFieldEvent> {
     return streamMessage(buf, Message.codec(), opts)
   }
 }

@@ -4,6 +4,7 @@ import { eclipse } from './eclipse.js'
 import { flood } from './flood.js'
 import { fuzz } from './fuzz.js'
 import { poisoned } from './poisoned.js'
+import { records } from './records.js'
 import { slow } from './slow.js'
 import type { Figures, Scenario } from '../utils/scenario.js'
 
@@ -11,6 +12,7 @@ import type { Figures, Scenario } from '../utils/scenario.js'
 export const SCENARIOS: Array<Scenario<any, Figures>> = [
   eclipse,
   poisoned,
+  records,
   churn,
   crash,
   fuzz,

@@ -1,0 +1,146 @@
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
+import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
+import { MAX_RECORD_SIZE } from '../constants.js'
+import type { Libp2pEvents, PeerId, PeerStore, PeerUpdate, TypedEventTarget } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+/**
+ * Why a signed peer record in a NODES entry was refused; each is a client counter
+ * `recordRefused.<reason>`, and the entry it came with is dropped whole.
+ */
+export type RecordRefusal =
+  /** Over `MAX_RECORD_SIZE` bytes. */
+  | 'oversized'
+  /** Not an Envelope, or its payload not a PeerRecord. */
+  | 'undecodable'
+  /** The signature does not verify for libp2p's peer record domain (forged or altered). */
+  | 'bad-signature'
+  /** The payload type is not libp2p's peer record one. */
+  | 'wrong-type'
+  /** Signed by another key than the entry's peer id, or naming another peer. */
+  | 'wrong-signer'
+  /** Older than the record we already hold for that node: a replay. */
+  | 'stale'
+
+/** A record that passed `verifyPeerRecord`: the addresses its peer signed. */
+export interface VerifiedRecord {
+  /** The record's sequence number: higher is newer. */
+  seq: bigint
+  /** The addresses the peer signed. */
+  multiaddrs: Multiaddr[]
+}
+
+/**
+ * Opens a marshalled signed peer record (a libp2p Envelope) that came with the NODES
+ * entry of `peer`, and checks it the way libp2p's peer store does before it takes one:
+ * the signature is valid for the peer record domain (`RecordEnvelope.openAndCertify`),
+ * the payload type is the peer record codec, and both the signing key and the record
+ * name `peer`. Returns the record, or why it was refused; never throws.
+ */
+export async function verifyPeerRecord (bytes: Uint8Array, peer: PeerId): Promise<VerifiedRecord | RecordRefusal> {
+  if (bytes.byteLength > MAX_RECORD_SIZE) {
+    return 'oversized'
+  }
+  let envelope: RecordEnvelope
+  try {
+    envelope = await RecordEnvelope.openAndCertify(bytes, PeerRecord.DOMAIN)
+  } catch (err: any) {
+    return err?.name === 'InvalidSignatureError' ? 'bad-signature' : 'undecodable'
+  }
+  if (!uint8ArrayEquals(envelope.payloadType, PeerRecord.CODEC)) {
+    return 'wrong-type'
+  }
+  let signer: PeerId
+  let record: PeerRecord
+  try {
+    signer = peerIdFromPublicKey(envelope.publicKey)
+    record = PeerRecord.createFromProtobuf(envelope.payload)
+  } catch {
+    return 'undecodable'
+  }
+  if (!signer.equals(peer) || !record.peerId.equals(peer)) {
+    return 'wrong-signer'
+  }
+  return { seq: record.seqNumber, multiaddrs: record.multiaddrs }
+}
+
+/** How long a peer's record is reused before the peer store is read again. */
+export const RECORDS_TTL = 10_000
+/** How many peers' records (or their absence) are remembered. */
+export const RECORDS_CACHE_SIZE = 4096
+
+interface CachedRecord {
+  bytes?: Uint8Array<ArrayBuffer>
+  at: number
+}
+
+/**
+ * The signed peer records the server puts in its NODES answers: what libp2p's peer store
+ * holds for a peer (`peerRecordEnvelope`, which identify writes after verifying it), never
+ * a record of our making, and only one of at most `MAX_RECORD_SIZE` bytes. A NODES answer
+ * names 16 peers, most never connected to (the peer store has nothing for them), so each
+ * read, found or not, is reused for a few seconds, or until the peer store reports an
+ * update of that peer (`peer:update`, as when identify stores a newer record: a node that
+ * moved must not be handed out with its old record for the rest of the TTL).
+ */
+export class PeerRecords {
+  private readonly peerStore: PeerStore
+  private readonly events?: TypedEventTarget<Libp2pEvents>
+  private readonly now: () => number
+  // BOUNDED: ≤ RECORDS_CACHE_SIZE entries; insertion order is age, the oldest goes first
+  private readonly cache = new Map<string, CachedRecord>()
+  private readonly onUpdate = (evt: CustomEvent<PeerUpdate>): void => {
+    this.cache.delete(cacheKey(evt.detail.peer.id))
+  }
+
+  constructor (peerStore: PeerStore, events?: TypedEventTarget<Libp2pEvents>, now: () => number = Date.now) {
+    this.peerStore = peerStore
+    this.events = events
+    this.now = now
+  }
+
+  /** Starts forgetting a peer's cached record when the peer store updates the peer. */
+  start (): void {
+    this.events?.addEventListener('peer:update', this.onUpdate)
+  }
+
+  /** Stops listening and forgets every cached record. */
+  stop (): void {
+    this.events?.removeEventListener('peer:update', this.onUpdate)
+    this.cache.clear()
+  }
+
+  /** The marshalled record the peer store holds for `peer`, if one fits in an answer. */
+  async of (peer: PeerId): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    const key = cacheKey(peer)
+    const cached = this.cache.get(key)
+    if (cached != null && this.now() - cached.at < RECORDS_TTL) {
+      return cached.bytes
+    }
+    let stored: Uint8Array | undefined
+    try {
+      stored = (await this.peerStore.get(peer)).peerRecordEnvelope
+    } catch (err: any) {
+      if (err?.name !== 'NotFoundError') {
+        throw err
+      }
+    }
+    // a copy: what is cached must not change if the peer store reuses its buffer
+    const bytes = stored != null && stored.byteLength <= MAX_RECORD_SIZE ? new Uint8Array(stored) : undefined
+    this.cache.delete(key)
+    if (this.cache.size >= RECORDS_CACHE_SIZE) {
+      const oldest = this.cache.keys().next()
+      if (oldest.done !== true) {
+        this.cache.delete(oldest.value)
+      }
+    }
+    this.cache.set(key, { bytes, at: this.now() })
+    return bytes
+  }
+}
+
+function cacheKey (peer: PeerId): string {
+  return uint8ArrayToString(peer.toMultihash().bytes, 'base64')
+}
