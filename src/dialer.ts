@@ -378,12 +378,16 @@ export class AutoDialer implements Startable {
     return record != null && now < record.retryAt
   }
 
-  /** Records a dial's outcome: the next dial waits `dialHistoryExpiration`, doubled per failure in a row. */
-  private remember (peer: string, failed: boolean): void {
-    const failures = failed ? (this.history.get(peer)?.failures ?? 0) + 1 : 0
-    const wait = failures === 0
-      ? this.init.dialHistoryExpiration
-      : Math.min(this.init.dialHistoryExpiration * 2 ** Math.min(failures - 1, 30), MAX_DIAL_BACKOFF)
+  /**
+   * Records a dial: when it starts, the peer waits `dialHistoryExpiration`; a failure makes
+   * that wait double per failure in a row (up to MAX_DIAL_BACKOFF); a connection ends the run.
+   */
+  private remember (peer: string, outcome: 'dialing' | 'connected' | 'failed'): void {
+    const previous = this.history.get(peer)?.failures ?? 0
+    const failures = outcome === 'failed' ? previous + 1 : outcome === 'connected' ? 0 : previous
+    const wait = outcome === 'failed'
+      ? Math.min(this.init.dialHistoryExpiration * 2 ** Math.min(failures - 1, 30), MAX_DIAL_BACKOFF)
+      : this.init.dialHistoryExpiration
     // re-inserted, so the Map's order is oldest first
     this.history.delete(peer)
     this.history.set(peer, { retryAt: this.init.now() + wait, failures })
@@ -422,7 +426,7 @@ export class AutoDialer implements Startable {
       return
     }
     // the dial counts in its subnet from now on: parallel dials cannot overfill one
-    this.remember(key, false)
+    this.remember(key, 'dialing')
     this.stats.dials++
     const dial = this.dial(peer, address, signal).finally(() => {
       this.dialing.delete(key)
@@ -513,7 +517,7 @@ export class AutoDialer implements Startable {
       this.subnets.remove(address)
       if (!signal.aborted) {
         this.stats.failed++
-        this.remember(peer.id.toString(), true)
+        this.remember(peer.id.toString(), 'failed')
         this.log.trace('dial to %p failed - %e', peer.id, err)
       }
       return
@@ -524,6 +528,7 @@ export class AutoDialer implements Startable {
       this.subnets.remove(address)
       return
     }
+    this.remember(peer.id.toString(), 'connected')
     // a request of ours may have dialed this very connection at the same moment: it is ours now
     this.init.claimRequestConnection?.(connection)
     this.track(connection, address)
