@@ -76,6 +76,8 @@ interface FakeConnection {
   direction: 'inbound' | 'outbound'
   status: 'open' | 'closed'
   streams: []
+  close(): Promise<void>
+  abort(err: Error): void
 }
 
 let connectionCounter = 0
@@ -131,8 +133,18 @@ class FakeConnectionManager {
 
   /** A connection that appeared by some other way (an inbound one, a request's). */
   add (peer: PeerId, direction: 'inbound' | 'outbound', remoteAddr = multiaddr('/memory/fake')): FakeConnection {
-    const connection: FakeConnection = { id: `c${++connectionCounter}`, remotePeer: peer, remoteAddr, direction, status: 'open', streams: [] }
+    const connection: FakeConnection = {
+      id: `c${++connectionCounter}`,
+      remotePeer: peer,
+      remoteAddr,
+      direction,
+      status: 'open',
+      streams: [],
+      close: async () => { this.close(connection) },
+      abort: () => { this.close(connection) }
+    }
     this.connections.push(connection)
+    this.events.safeDispatchEvent('connection:open', { detail: connection as unknown as Connection })
     return connection
   }
 
@@ -207,6 +219,7 @@ class Candidates {
 
 interface Harness {
   dialer: AutoDialer
+  events: TypedEventEmitter<Libp2pEvents>
   clock: FakeClock
   cm: FakeConnectionManager
   store: FakePeerStore
@@ -250,7 +263,7 @@ function harness (peers: PeerInfo[], init: Partial<AutoDialerInit> = {}): Harnes
     ...init
   })
   running.push(dialer)
-  return { dialer, clock, cm, store, candidates, self }
+  return { dialer, events, clock, cm, store, candidates, self }
 }
 
 describe('AutoDialer', function () {
@@ -629,10 +642,12 @@ describe('AutoDialer', function () {
         dialHistoryExpiration: 35_000,
         self: node.peerId,
         candidates: list.stream,
-        sleep: async (ms, options) => { await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(resolve, Math.min(ms, 200))
-          options.signal?.addEventListener('abort', () => { clearTimeout(timer); reject(options.signal?.reason) }, { once: true })
-        }) },
+        sleep: async (ms, options) => {
+          await new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(resolve, Math.min(ms, 200))
+            options.signal?.addEventListener('abort', () => { clearTimeout(timer); reject(options.signal?.reason) }, { once: true })
+          })
+        },
         now: () => Date.now(),
         dialTimeout: 5000,
         allowLan: true,
