@@ -85,6 +85,16 @@ interface DialRecord {
 
 // how long to wait for a dial to end or a connection to close before looking at the count again anyway
 const RECHECK_INTERVAL = 5000
+// a pull that brings no candidate for this long is random lookups finding nothing: stop them
+// (a lookup takes a few requestTimeouts at worst, and then hands out what it found)
+const PULL_LIMIT = 15_000
+
+/** The candidate stream and what stops it. */
+interface CandidateStream {
+  controller: AbortController
+  candidates: AsyncGenerator<PeerInfo>
+  detach(): void
+}
 
 /**
  * Keeps the node connected (DESIGN.md §8), after geth's dial scheduler: libp2p v3 has no
@@ -289,22 +299,30 @@ export class AutoDialer implements Startable {
   }
 
   private async run (signal: AbortSignal): Promise<void> {
-    let candidates = this.init.candidates({ signal })
+    let stream = this.openStream(signal)
     try {
       while (!signal.aborted) {
         if (this.restartCandidates) {
           this.restartCandidates = false
-          this.round.clear()
-          await candidates.return(undefined).catch(() => {})
-          candidates = this.init.candidates({ signal })
+          await this.closeStream(stream)
+          stream = this.openStream(signal)
         }
         if (this.wanted() <= 0 || this.dialing.size >= this.init.maxParallelDials) {
           await this.waitForChange(signal)
           continue
         }
-        const next = await candidates.next()
-        if (next.done === true || signal.aborted) {
+        const next = await this.pull(stream, signal)
+        if (signal.aborted) {
           return
+        }
+        if (next == null || next.done === true) {
+          // nothing at all for a while: the stream is doing random lookups that find
+          // nothing (an empty table whose seeds are gone), one a second; stop it, wait,
+          // and start over from the table
+          await this.closeStream(stream)
+          await this.idle(signal)
+          stream = this.openStream(signal)
+          continue
         }
         if (this.wanted() <= 0) {
           continue
@@ -320,8 +338,32 @@ export class AutoDialer implements Startable {
         this.consider(next.value, signal)
       }
     } finally {
-      await candidates.return(undefined).catch(() => {})
+      await this.closeStream(stream)
     }
+  }
+
+  /** A fresh candidate stream with a signal of its own, so a pull stuck in lookups can be stopped. */
+  private openStream (signal: AbortSignal): CandidateStream {
+    const controller = new AbortController()
+    setMaxListeners(Infinity, controller.signal)
+    const onAbort = (): void => { controller.abort() }
+    signal.addEventListener('abort', onAbort, { once: true })
+    this.round.clear()
+    return { controller, candidates: this.init.candidates({ signal: controller.signal }), detach: () => { signal.removeEventListener('abort', onAbort) } }
+  }
+
+  private async closeStream (stream: CandidateStream): Promise<void> {
+    stream.detach()
+    stream.controller.abort()
+    await stream.candidates.return(undefined).catch(() => {})
+  }
+
+  /** The next candidate, or `undefined` when none came within `PULL_LIMIT`. */
+  private async pull (stream: CandidateStream, signal: AbortSignal): Promise<IteratorResult<PeerInfo> | undefined> {
+    let result: IteratorResult<PeerInfo> | undefined
+    const next = stream.candidates.next().then(r => { result = r })
+    await this.sleepUnless(PULL_LIMIT, [next], signal)
+    return result
   }
 
   /** Waits until a dial ends, a connection closes, or the recheck interval passes. */

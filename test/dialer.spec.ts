@@ -487,6 +487,26 @@ describe('AutoDialer', function () {
       assert.ok(h.candidates.wraps - before <= 11 && h.candidates.wraps - before >= 9, `${h.candidates.wraps - before} wraps in 10 minutes`)
     })
 
+    it('stops a candidate stream that yields nothing (lookups into an empty table) and waits before the next', async () => {
+      const h = harness([])
+      let lookups = 0
+      const clock = h.clock
+      // the service's randomNodes() with an empty table whose seeds are gone: a lookup a
+      // second that never finds anyone
+      ;(h.dialer as unknown as { init: AutoDialerInit }).init.candidates = (options: AbortOptions) => (async function * () {
+        for (let i = 0; i < 1_000_000; i++) {
+          await clock.sleep(1000, options)
+          lookups++
+        }
+        yield * []
+      })()
+      h.dialer.start()
+      await h.clock.advance(10 * 60_000)
+      // 600 without the limit; with it, 15 per pull and pulls ever further apart
+      assert.ok(lookups < 150, `${lookups} lookups in 10 minutes`)
+      assert.ok(h.dialer.stats.idleWaits >= 5)
+    })
+
     it('starts the wait over at 1 s when a node enters the table', async () => {
       const five = Array.from({ length: 5 }, () => peer())
       const h = harness(five)

@@ -70,6 +70,8 @@ export interface EclipseFigures extends Record<string, number | string | boolean
   maxDialedPerSubnet: number
   dialedPerSubnet: string
   dialerDials: number
+  dialerAdopted: number
+  dialerClaimed: number
   dialerSubnetFull: number
   lookupsTried: number
   honestFound: number
@@ -322,6 +324,8 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
       maxDialedPerSubnet,
       dialedPerSubnet: perSubnetAtEnd.map(([subnet, n]) => `${subnet}: ${n}`).join(', '),
       dialerDials: dialerStats.dials,
+      dialerAdopted: dialerStats.adopted,
+      dialerClaimed: dialerStats.claimed,
       dialerSubnetFull: dialerStats.subnetFull,
       lookupsTried: tried.length,
       honestFound,
