@@ -107,7 +107,8 @@ interface CandidateStream {
  * that dial in cannot stop it from dialing. While it holds fewer than `minConnections`, it
  * reads fresh random nodes and dials them, at most `maxParallelDials` at once and never
  * past the connection manager's `maxConnections`. It never dials itself, a peer it is
- * connected to in either direction (one connection per pair of nodes), one being dialed,
+ * connected to in either direction (one connection per pair of nodes; two nodes whose dials
+ * cross can still end up with two, as libp2p has no tie-break), one being dialed,
  * one dialed within `dialHistoryExpiration`, one whose dial failed recently (the wait
  * doubles per failure, up to 30 minutes), nor a third peer of one /24 (IPv6 /48; LAN and
  * loopback exempt unless `allowLan: false`), with the table's subnet rules.
@@ -115,7 +116,9 @@ interface CandidateStream {
  * When its candidates hold nothing new (every one skipped, e.g. a network smaller than
  * the target), it waits before pulling more, since a pull past the table is a random
  * lookup: 1 s, doubling up to `refreshInterval`; a node entering the table (`nodeAdded`)
- * or a dialed connection closing starts it over at 1 s. Losing every dialed connection
+ * or a dialed connection closing starts it over at 1 s. A stream that yields nothing for
+ * 15 s (lookups into an empty table whose seeds are gone) is stopped and started over after
+ * the same wait. Losing every dialed connection
  * also forgets the failure backoffs and re-reads the table from the start, so a node whose
  * peers all restarted dials its way back without a restart (an empty table is refilled
  * from seeds and bootnodes by the service's `randomNodes`).
