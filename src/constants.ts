@@ -81,9 +81,22 @@ export const MAX_INBOUND_STREAMS = 16
 export const MAX_REQUEST_CONNECTIONS = 32
 // bounded memory of which peers were announced with which addresses
 export const MAX_ANNOUNCED_PEERS = 4096
+// a failed dial is retried after dialHistoryExpiration, doubling per failure up to this
+export const MAX_DIAL_BACKOFF = 30 * minute
+// peers whose dial history (last dial, failures) the auto-dialer remembers at most
+export const MAX_DIAL_HISTORY = 1024
+// peers the auto-dialer dials per subnet, as geth's bucketIPLimit (its dialer trusts the table's)
+export const DIAL_IP_LIMIT = 2
+// the IPv4 subnet of that limit (IPv6 uses IPV6_SUBNET)
+export const DIAL_SUBNET = 24
+// the first wait of the auto-dialer once its candidates hold nothing new; it doubles up to refreshInterval
+export const MIN_IDLE_PULL_DELAY = 1 * second
 // the peer store tag on peers the auto-dialer connected to
 export const DIAL_TAG = 'kad-discovery'
-// its value: below kad-dht's close-peer tag (50), above untagged peers, so pruning keeps them
+// its value: below kad-dht's close-peer tag (50), above untagged peers (inbound and request
+// connections), so libp2p's pruner closes those first
 export const DIAL_TAG_VALUE = 20
-// the tag lapses unless the peer is dialed again
+// the tag lapses this long after its last renewal, so a crashed node leaves no lasting tag
 export const DIAL_TAG_TTL = 30 * minute
+// the tag of a live dialed connection is renewed this often, well inside its TTL
+export const DIAL_TAG_RENEW_INTERVAL = 10 * minute

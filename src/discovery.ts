@@ -77,7 +77,10 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       self: components.peerId,
       clock: this.now,
       random: this.random,
-      onNodeAdded: node => { this.announcer.announce(node) },
+      onNodeAdded: node => {
+        this.announcer.announce(node)
+        this.dialer?.nodeAdded()
+      },
       onNodeUpdated: node => { this.announcer.announce(node) },
       onNodeRemoved: (node, reason) => { this.removed(node, reason) }
     })
@@ -125,7 +128,10 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
         candidates: options => this.randomNodes(options),
         sleep: async (ms, options) => { await this.scheduler.sleep(ms, options) },
         now: this.now,
-        dialTimeout: this.init.requestTimeout
+        dialTimeout: this.init.requestTimeout,
+        allowLan: this.init.allowLan,
+        maxIdleDelay: this.init.refreshInterval,
+        claimRequestConnection: connection => this.client.claimConnection(connection)
       })
     }
     this.metrics.register({ table: this.table, dbSize: async () => this.db.size(), now: this.now })

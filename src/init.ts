@@ -10,11 +10,18 @@ import type { Datastore } from 'interface-datastore'
 export interface AutoDialInit {
   /** Whether the module dials the nodes it finds. @default true */
   enabled?: boolean
-  /** Dial while the node has fewer open connections than this (geth: MaxPeers / 3). @default 16 */
+  /**
+   * Dial while fewer outbound connections than this are the dialer's own (dialed, or
+   * request connections it adopted); inbound connections and discovery's request
+   * connections never count (geth dials MaxPeers / 3). @default 16
+   */
   minConnections?: number
   /** Dials in flight at once. @default 4 */
   maxParallelDials?: number
-  /** A node is not dialed again within this many ms (geth `dialHistoryExpiration`). @default 35000 */
+  /**
+   * A node is not dialed again within this many ms (geth `dialHistoryExpiration`); after a
+   * failed dial the wait doubles per failure in a row, up to 30 minutes. @default 35000
+   */
   dialHistoryExpiration?: number
 }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { seededRandom } from '../../src/table/random.js'
+import { dialedPeers, dialerOf } from '../utils/dialed.js'
 import { TestNodes, waitFor } from '../utils/libp2p.js'
 import { accuracy, startNetwork } from '../utils/network.js'
 import type { DiscoveryNode } from '../utils/network.js'
@@ -43,8 +44,15 @@ describe('a network of 30 nodes, each given one bootnode', function () {
   })
 
   it('connects every node to at least min(16, N − 1) peers through the auto-dialer', async () => {
-    await waitFor(() => network.every(n => new Set(n.getConnections().map(c => c.remotePeer.toString())).size >= 16),
-      'every node to have 16 connections', 60_000)
+    // only connections a dialer is responsible for count, on either side: request and
+    // inbound connections alone would pass a bare connection count with the dialer off
+    await waitFor(() => [...dialedPeers(network).values()].every(peers => peers.size >= 16),
+      'every node to have 16 dialed connections', 90_000)
+    for (const node of network) {
+      const own = dialerOf(node)?.dialedConnections() ?? []
+      assert.ok(own.every(c => c.direction === 'outbound'), 'a dialed connection is outbound')
+      assert.ok(own.length <= 16, `${own.length} dialed by one node, over its target`)
+    }
   })
 
   it('fires libp2p\'s peer:discovery for discovered peers, never for the node itself', () => {

@@ -1,7 +1,7 @@
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { DIAL_TAG } from '../../../src/constants.js'
+import { DIAL_IP_LIMIT } from '../../../src/constants.js'
 import { kadDiscovery } from '../../../src/index.js'
 import { toPbPeer } from '../../../src/protocol/convert.js'
 import { Message } from '../../../src/protocol/pb/message.js'
@@ -14,6 +14,7 @@ import { Claims, quiet } from '../utils/scenario.js'
 import { tableOf, tableViolations } from '../utils/table.js'
 import { ProcessWatch, until } from '../utils/watch.js'
 import { sendRequest, serveByHand } from '../utils/wire.js'
+import type { AutoDialer } from '../../../src/dialer.js'
 import type { KadDiscovery, KadDiscoveryInit } from '../../../src/index.js'
 import type { TestNode } from '../../utils/libp2p.js'
 import type { Scenario } from '../utils/scenario.js'
@@ -60,8 +61,18 @@ export interface EclipseFigures extends Record<string, number | string | boolean
   honestEntriesEnd: number
   connectedPeersAtEnd: number
   connectedAttackersAtEnd: number
-  autoDialed: number
-  autoDialedAttackers: number
+  inboundAttackerConnectionsAtEnd: number
+  honestConnectedAtEnd: number
+  honestDialedAtEnd: number
+  dialedAtEnd: number
+  dialedAttackersAtEnd: number
+  maxDialedAttackers: number
+  maxDialedPerSubnet: number
+  dialedPerSubnet: string
+  dialerDials: number
+  dialerAdopted: number
+  dialerClaimed: number
+  dialerSubnetFull: number
   lookupsTried: number
   honestFound: number
   firstMiss: string
@@ -90,8 +101,10 @@ type Discovering = TestNode<{ discovery: KadDiscovery }>
  * flood the victim with requests (each one proof of life: an inbound add) and answer every
  * FIND_NODE with the attacker ids closest to its target, never an honest one. The victim
  * (`allowLan: false`, so loopback counts) must hold at most `2 × tableIpLimit` attacker
- * entries at every sample, hand out no more through `readRandomNodes` and its dialer, and
- * still find honest nodes by lookup.
+ * entries at every sample and hand out no more through `readRandomNodes`; its auto-dialer
+ * must dial at most 2 peers per attacker /24 (4 in all) and keep connections to nearly
+ * every honest node while the attackers keep dialing in; and it must still find honest
+ * nodes by lookup.
  */
 export async function runEclipse (size: EclipseSize, log: (line: string) => void = quiet): Promise<EclipseFigures> {
   const group = new NodeGroup()
@@ -193,6 +206,9 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
     let firstViolation = ''
     let attackerConnectionsFromSubnets = 0
     let attackerConnectionsElsewhere = 0
+    let maxDialedAttackers = 0
+    let maxDialedPerSubnet = 0
+    const dialer = (discovery as unknown as { dialer: AutoDialer }).dialer
     // the attack runs from the victim's start; it is timed from the end of its first
     // refresh, when inbound adds begin (geth's initDone)
     let end = Number.POSITIVE_INFINITY
@@ -216,6 +232,11 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
       if (samples % 50 === 0) {
         log(`victim table ${discovery.size}, attacker entries ${entries}, ${sent} requests sent`)
       }
+      const dialedAttackers = dialer.dialedConnections().filter(c => attackerIds.has(c.remotePeer.toString())).length
+      maxDialedAttackers = Math.max(maxDialedAttackers, dialedAttackers)
+      for (const count of dialedPerSubnet(dialer).values()) {
+        maxDialedPerSubnet = Math.max(maxDialedPerSubnet, count)
+      }
       const problems = tableViolations(discovery, target.peerId, victimInit)
       violations += problems.length
       firstViolation = firstViolation === '' ? problems[0] ?? '' : firstViolation
@@ -231,10 +252,20 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
         }
       }
     }
-    // whom the victim is connected to as the attack ends: the dialer counts every
-    // connection, inbound ones included, towards its minConnections
-    const peersAtEnd = new Set(target.getConnections().map(c => c.remotePeer.toString()))
+    // whom the victim is connected to as the attack ends, the attackers still dialing in:
+    // its dialer counts only its own outbound connections, so they cannot crowd it out
+    const connectionsAtEnd = target.getConnections()
+    const peersAtEnd = new Set(connectionsAtEnd.map(c => c.remotePeer.toString()))
     const connectedAttackers = [...peersAtEnd].filter(id => attackerIds.has(id)).length
+    const inboundAttackerConnectionsAtEnd = connectionsAtEnd.filter(c => c.direction === 'inbound' && attackerIds.has(c.remotePeer.toString())).length
+    const honestConnectedAtEnd = honest.filter(h => peersAtEnd.has(h.peerId.toString())).length
+    const dialedAtEnd = dialer.dialedConnections()
+    const dialedAttackersAtEnd = dialedAtEnd.filter(c => attackerIds.has(c.remotePeer.toString())).length
+    // the connections the victim's dialer holds to honest nodes: request connections to them
+    // come and go with its pings, and would count even when the attackers crowd the dialer out
+    const honestDialedAtEnd = honest.filter(h => dialedAtEnd.some(c => c.remotePeer.equals(h.peerId) && c.status === 'open')).length
+    const perSubnetAtEnd = [...dialedPerSubnet(dialer).entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    const dialerStats = { ...dialer.stats }
     attack.abort()
     await Promise.all(floods)
     log(`attack over: ${sent} requests sent, ${maxAttackerEntries} attacker entries at most`)
@@ -264,7 +295,6 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
       }
     }
     log(`${honestFound} of ${tried.length} honest nodes found by lookup`)
-    const tagged = (await target.peerStore.all()).filter(p => p.tags.has(DIAL_TAG))
     const figures: EclipseFigures = {
       identities: pool.length,
       attackerNodes: attackers.length,
@@ -285,8 +315,18 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
       honestEntriesEnd: discovery.nodes().filter(n => honestIds.has(n.id.toString())).length,
       connectedPeersAtEnd: peersAtEnd.size,
       connectedAttackersAtEnd: connectedAttackers,
-      autoDialed: tagged.length,
-      autoDialedAttackers: tagged.filter(p => attackerIds.has(p.id.toString())).length,
+      inboundAttackerConnectionsAtEnd,
+      honestConnectedAtEnd,
+      honestDialedAtEnd,
+      dialedAtEnd: dialedAtEnd.length,
+      dialedAttackersAtEnd,
+      maxDialedAttackers,
+      maxDialedPerSubnet,
+      dialedPerSubnet: perSubnetAtEnd.map(([subnet, n]) => `${subnet}: ${n}`).join(', '),
+      dialerDials: dialerStats.dials,
+      dialerAdopted: dialerStats.adopted,
+      dialerClaimed: dialerStats.claimed,
+      dialerSubnetFull: dialerStats.subnetFull,
       lookupsTried: tried.length,
       honestFound,
       firstMiss,
@@ -301,6 +341,18 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
     watch.stop()
     await group.stop()
   }
+}
+
+/** The victim's dialed peers per /24 of their connection's remote address. */
+function dialedPerSubnet (dialer: AutoDialer): Map<string, number> {
+  // BOUNDED: one entry per subnet of the dialer's connections (≤ minConnections)
+  const counts = new Map<string, number>()
+  for (const connection of dialer.dialedConnections()) {
+    const ip = connection.remoteAddr.getComponents()[0]?.value ?? 'unknown'
+    const subnet = ip.includes('.') ? `${ip.split('.').slice(0, 3).join('.')}.0/24` : ip
+    counts.set(subnet, (counts.get(subnet) ?? 0) + 1)
+  }
+  return counts
 }
 
 function identity (id: PeerId, addr: Multiaddr): Identity {
@@ -324,7 +376,10 @@ export function checkEclipse (f: EclipseFigures, size: EclipseSize): string[] {
     .claim('subnet-limit', f.maxSubnet1 <= size.tableIpLimit && f.maxSubnet2 <= size.tableIpLimit, 'a subnet went over tableIpLimit')
     .claim('attacker-source', f.attackerConnectionsFromSubnets > 0 && f.attackerConnectionsElsewhere === 0, `attacker connections came from elsewhere than their subnets (${f.attackerConnectionsElsewhere})`)
     .claim('random-read', f.maxAttackersInRandomRead <= f.bound, `readRandomNodes handed out ${f.maxAttackersInRandomRead} attackers at once > ${f.bound}`)
-    .claim('auto-dial', f.autoDialedAttackers <= f.bound, `the dialer dialed ${f.autoDialedAttackers} attackers > ${f.bound}`)
+    .claim('dialed-attackers', f.maxDialedAttackers <= DIAL_IP_LIMIT * SUBNETS.length, `the dialer held ${f.maxDialedAttackers} attackers at once > ${DIAL_IP_LIMIT} per subnet × ${SUBNETS.length}`)
+    .claim('dialed-per-subnet', f.maxDialedPerSubnet <= DIAL_IP_LIMIT, `the dialer held ${f.maxDialedPerSubnet} peers of one /24 > ${DIAL_IP_LIMIT}`)
+    .claim('honest-connected', f.honestDialedAtEnd >= size.honest - 2, `the victim's dialer held connections to ${f.honestDialedAtEnd} of ${size.honest} honest nodes under attack, < ${size.honest - 2}`)
+    .claim('attackers-dialed-in', f.inboundAttackerConnectionsAtEnd > 0, 'no attacker was connected in at the end: the attack did not keep dialing')
     .claim('attack-happened', f.nodesAnswersToVictim > 0, 'the victim never took an attacker NODES answer: no attack happened')
     .claim('honest-found', f.honestFound === f.lookupsTried, `lookups found ${f.honestFound} of ${f.lookupsTried} honest nodes, missed ${f.firstMiss}`)
     .claim('bounds', f.violations === 0, `table bounds broken: ${f.firstViolation}`)
@@ -336,8 +391,9 @@ export function checkEclipse (f: EclipseFigures, size: EclipseSize): string[] {
 export const eclipse: Scenario<EclipseSize, EclipseFigures> = {
   name: 'eclipse',
   title: 'eclipse by many identities in two /24 subnets',
-  fast: { honest: 8, attackerNodesPerSubnet: 5, identities: 300, attackMs: 6000, requestsPerSecond: 10, lookups: 3, tableIpLimit: 4, bucketIpLimit: 2 },
-  full: { honest: 30, attackerNodesPerSubnet: 12, identities: 1000, attackMs: 30_000, requestsPerSecond: 10, lookups: 29, tableIpLimit: 10, bucketIpLimit: 2 },
+  fast: { honest: 8, attackerNodesPerSubnet: 8, identities: 300, attackMs: 8000, requestsPerSecond: 5, lookups: 3, tableIpLimit: 4, bucketIpLimit: 2 },
+  // issue 12's setup: 12 honest peers, 200 real attacker nodes in two /24s, all dialing in
+  full: { honest: 12, attackerNodesPerSubnet: 100, identities: 1000, attackMs: 30_000, requestsPerSecond: 2, lookups: 11, tableIpLimit: 10, bucketIpLimit: 2 },
   run: runEclipse,
   check: checkEclipse
 }
