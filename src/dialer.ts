@@ -222,8 +222,8 @@ export class AutoDialer implements Startable {
   /**
    * Whether a connection that discovery opened only for a request should be kept as a
    * dialed peer instead of closed (it saves a dial): yes while the dialer is below its
-   * target, the connection is outbound and open, no other connection to that peer counts
-   * already, and its subnet has room. A kept connection counts, and is tagged, as dialed.
+   * target, the connection is outbound and open, the pair has no other open connection,
+   * and its subnet has room. A kept connection counts, and is tagged, as dialed.
    */
   adopt (connection: Connection): boolean {
     if (this.controller == null || connection.status !== 'open' || connection.direction !== 'outbound') {
@@ -232,7 +232,9 @@ export class AutoDialer implements Startable {
     if (this.dialed.has(connection.id)) {
       return true
     }
-    if (!this.take(connection)) {
+    // a second connection of the pair (the peer dialed us meanwhile) is no peer to keep
+    const others = this.components.connectionManager.getConnections(connection.remotePeer).filter(c => c !== connection && c.status === 'open')
+    if (others.length > 0 || !this.take(connection)) {
       return false
     }
     this.stats.adopted++

@@ -603,6 +603,16 @@ describe('AutoDialer', function () {
       assert.deepEqual(crowded.map(c => h.dialer.adopt(c as unknown as Connection)), [true, true, false])
     })
 
+    it('never adopts a second connection of a pair: the peer dialed us meanwhile', async () => {
+      const h = harness([], { minConnections: 10 })
+      h.dialer.start()
+      const id = fakePeerId(random)
+      h.cm.add(id, 'inbound')
+      const second = h.cm.add(id, 'outbound')
+      assert.equal(h.dialer.adopt(second as unknown as Connection), false)
+      assert.equal(h.dialer.outbound, 0)
+    })
+
     it('claims a candidate connected only through a discovery request connection', async () => {
       const requested = peer()
       const inbound = peer()

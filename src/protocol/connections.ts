@@ -270,7 +270,8 @@ export class RequestConnections {
     if (!this.stillIdle(entry) || await this.reusedWhileIdle(entry) || !this.stillIdle(entry)) {
       return
     }
-    if (this.init.keepConnection?.(connection) === true) {
+    // a second connection of the pair is nobody's to keep: the pair has one already
+    if (!this.duplicate(connection) && this.init.keepConnection?.(connection) === true) {
       this.handOver(entry, 'kept')
       return
     }
@@ -294,8 +295,7 @@ export class RequestConnections {
   private async reusedWhileIdle (entry: Owned): Promise<boolean> {
     const idle = this.init.idleLinger ?? 0
     const { connectionManager } = this
-    const duplicate = connectionManager.getConnections(entry.connection.remotePeer).some(c => c !== entry.connection && c.status === 'open')
-    if (idle <= 0 || duplicate || connectionManager.getConnections().length * 4 >= connectionManager.getMaxConnections()) {
+    if (idle <= 0 || this.duplicate(entry.connection) || connectionManager.getConnections().length * 4 >= connectionManager.getMaxConnections()) {
       return false
     }
     const wait = deadline(idle, () => new Error('idle linger over'), this.shutdown.signal)
@@ -315,6 +315,11 @@ export class RequestConnections {
       entry.wake = undefined
       wait.clear()
     }
+  }
+
+  /** Whether the node holds another open connection to the same peer. */
+  private duplicate (connection: Connection): boolean {
+    return this.connectionManager.getConnections(connection.remotePeer).some(c => c !== connection && c.status === 'open')
   }
 
   /**
