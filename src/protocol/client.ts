@@ -8,7 +8,7 @@ import { Counters } from './counters.js'
 import { deadline, nextEvent } from './deadline.js'
 import { loadMark, overloadedSince } from './load.js'
 import { Message } from './pb/message.js'
-import { verifyPeerRecord } from './records.js'
+import { claimedRecordSeq, VerifiedRecords } from './records.js'
 import { relayableAddrs, relayPeerOf } from './relay.js'
 import { positive, PROTOCOL_LOG_NAME, protocolSettings } from './settings.js'
 import type { Lease } from './connections.js'
@@ -133,7 +133,8 @@ export class ProtocolClient implements Startable {
    * `aborted`, `retry`, `invalid.<reason>`, `relayRefused.<reason>`, `dialError`, `reset`,
    * `connectionLost`, `error`, `connectionsOpened`, `connectionsClosed`, `connectionsHandedOver`,
    * `dialed.PING`, `dialed.FIND_NODE` (requests that had to dial a connection first),
-   * `recordVerified`, `recordRefused.<reason>`, `recordMissing`, `recordUnusable`.
+   * `recordVerified`, `recordKnown` (a record no newer than the one held: not checked),
+   * `recordRefused.<reason>`, `recordMissing`, `recordUnusable`.
    */
   readonly stats: Record<string, number>
   private readonly log: Logger
@@ -141,6 +142,7 @@ export class ProtocolClient implements Startable {
   private readonly counters: Counters
   private readonly connections: RequestConnections
   private readonly records: { require: boolean, seqOf?(peer: PeerId): bigint | undefined }
+  private readonly verifiedRecords = new VerifiedRecords()
   private shutdown: AbortController
 
   constructor (components: ProtocolClientComponents, init: ProtocolClientInit = {}) {
@@ -252,7 +254,19 @@ export class ProtocolClient implements Startable {
         }
         continue
       }
-      const verified = await verifyPeerRecord(entry.record, entry.id)
+      const known = this.records.require ? undefined : this.records.seqOf?.(entry.id)
+      const claimed = known == null ? undefined : claimedRecordSeq(entry.record)
+      if (known != null && claimed != null && claimed <= known) {
+        // it cannot be newer than the record we hold, so it could change nothing: a
+        // signature check (most of the CPU an answer costs) would be wasted. The node is
+        // in our table, and the entry is plain hearsay, as an older record's is below
+        this.counters.increment(claimed < known ? 'recordRefused.stale' : 'recordKnown')
+        if (entry.multiaddrs.length > 0) {
+          nodes.push({ id: entry.id, multiaddrs: entry.multiaddrs })
+        }
+        continue
+      }
+      const verified = await this.verifiedRecords.verify(entry.record, entry.id)
       const held = typeof verified === 'string' ? undefined : this.records.seqOf?.(entry.id)
       if (typeof verified !== 'string' && held != null && verified.seq < held) {
         // older than the record we hold: refused and counted, but not proof of a lie, since

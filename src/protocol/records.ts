@@ -1,5 +1,6 @@
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
+import { sha256 } from '@noble/hashes/sha2.js'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { MAX_RECORD_SIZE } from '../constants.js'
@@ -64,6 +65,59 @@ export async function verifyPeerRecord (bytes: Uint8Array, peer: PeerId): Promis
     return 'wrong-signer'
   }
   return { seq: record.seqNumber, multiaddrs: record.multiaddrs }
+}
+
+/** How many verification results `VerifiedRecords` remembers. */
+export const VERIFIED_RECORDS_CACHE_SIZE = 256
+
+/**
+ * `verifyPeerRecord` with a memory of its last results, keyed by a hash of the record's
+ * bytes: one node's record reaches us in many answers (every peer near it relays the same
+ * bytes until identify seals it a new one), and a signature check is most of what an
+ * answer costs. The whole bytes are hashed, so an altered record never hits.
+ */
+export class VerifiedRecords {
+  // BOUNDED: ≤ VERIFIED_RECORDS_CACHE_SIZE entries, the least recently used dropped first
+  private readonly results = new Map<string, { peer: PeerId, result: VerifiedRecord | RecordRefusal }>()
+
+  /** The outcome of `verifyPeerRecord(bytes, peer)`, from memory when the same bytes came before. */
+  async verify (bytes: Uint8Array, peer: PeerId): Promise<VerifiedRecord | RecordRefusal> {
+    if (bytes.byteLength > MAX_RECORD_SIZE) {
+      return 'oversized'
+    }
+    const key = uint8ArrayToString(sha256(bytes), 'base64')
+    const known = this.results.get(key)
+    if (known != null && known.peer.equals(peer)) {
+      this.results.delete(key)
+      this.results.set(key, known)
+      return known.result
+    }
+    const result = await verifyPeerRecord(bytes, peer)
+    this.results.set(key, { peer, result })
+    for (const oldest of this.results.keys()) {
+      if (this.results.size <= VERIFIED_RECORDS_CACHE_SIZE) {
+        break
+      }
+      this.results.delete(oldest)
+    }
+    return result
+  }
+}
+
+/**
+ * The sequence number a marshalled record claims, read without checking its signature
+ * (cheap, unlike the check); undefined when it does not decode. Only good for deciding
+ * that a record cannot be newer than one already verified.
+ */
+export function claimedRecordSeq (bytes: Uint8Array): bigint | undefined {
+  if (bytes.byteLength > MAX_RECORD_SIZE) {
+    return undefined
+  }
+  try {
+    return PeerRecord.createFromProtobuf(RecordEnvelope.createFromProtobuf(bytes).payload).seqNumber
+  } catch {
+    return undefined
+  }
 }
 
 /** How long a peer's record is reused before the peer store is read again. */
