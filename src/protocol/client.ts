@@ -133,8 +133,8 @@ export class ProtocolClient implements Startable {
    * `aborted`, `retry`, `invalid.<reason>`, `relayRefused.<reason>`, `dialError`, `reset`,
    * `connectionLost`, `error`, `connectionsOpened`, `connectionsClosed`, `connectionsHandedOver`,
    * `dialed.PING`, `dialed.FIND_NODE` (requests that had to dial a connection first),
-   * `recordVerified`, `recordKnown` (a record no newer than the one held: not checked),
-   * `recordRefused.<reason>`, `recordMissing`, `recordUnusable`.
+   * `recordVerified`, `recordUnchecked` (as new as the record held: never used, so not
+   * checked), `recordRefused.<reason>`, `recordMissing`, `recordUnusable`.
    */
   readonly stats: Record<string, number>
   private readonly log: Logger
@@ -257,10 +257,11 @@ export class ProtocolClient implements Startable {
       const known = this.records.require ? undefined : this.records.seqOf?.(entry.id)
       const claimed = known == null ? undefined : claimedRecordSeq(entry.record)
       if (known != null && claimed != null && claimed <= known) {
-        // it cannot be newer than the record we hold, so it could change nothing: a
-        // signature check (most of the CPU an answer costs) would be wasted. The node is
-        // in our table, and the entry is plain hearsay, as an older record's is below
-        this.counters.increment(claimed < known ? 'recordRefused.stale' : 'recordKnown')
+        // whether genuine or forged, a record no newer than the one we hold could change
+        // nothing, so it is not worth its signature check (most of the CPU an answer
+        // costs): never used, counted, and the entry is plain hearsay about a node our
+        // table holds, as an older record's is below
+        this.counters.increment(claimed < known ? 'recordRefused.stale' : 'recordUnchecked')
         if (entry.multiaddrs.length > 0) {
           nodes.push({ id: entry.id, multiaddrs: entry.multiaddrs })
         }

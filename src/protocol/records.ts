@@ -106,8 +106,8 @@ export class VerifiedRecords {
 
 /**
  * The sequence number a marshalled record claims, read without checking its signature
- * (cheap, unlike the check); undefined when it does not decode. Only good for deciding
- * that a record cannot be newer than one already verified.
+ * (cheap, unlike the check); undefined when it does not decode. Good only for deciding that
+ * a record could not be used anyway: it is no newer than one already verified.
  */
 export function claimedRecordSeq (bytes: Uint8Array): bigint | undefined {
   if (bytes.byteLength > MAX_RECORD_SIZE) {

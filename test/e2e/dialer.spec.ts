@@ -58,9 +58,10 @@ describe('the auto-dialer on real libp2p nodes', function () {
     await waitFor(async () => (await Promise.all(network.map(settled))).every(Boolean),
       'every node to hold 3 tagged outbound connections, or a connection to every peer it knows', 90_000)
     // the nodes short of 3 are connected to all they know, through others' dials and
-    // requests; the dialers still made at least half of the 36 wanted
+    // requests (with FAST's pings every 200 ms, request connections never go idle); the
+    // dialers still dialed or claimed connections on nearly every node
     const dialed = await Promise.all(network.map(taggedOutbound))
-    assert.ok(dialed.reduce((a, b) => a + b, 0) >= 18, `dialed connections per node: ${dialed.join(' ')}`)
+    assert.ok(dialed.filter(n => n > 0).length >= network.length - 2, `dialed connections per node: ${dialed.join(' ')}`)
     for (const node of network) {
       const dialer = dialerOf(node)
       assert.ok(dialer != null)

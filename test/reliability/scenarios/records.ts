@@ -125,6 +125,17 @@ export async function runRecords (size: RecordsSize, log: (line: string) => void
     // the liar: lies only to the victim (honest nodes that learn of it get empty answers)
     const liarKey = await generateKeyPair('Ed25519')
     const honestRecord = new Uint8Array((await honest[0]!.peerStore.get(honest[1]!.peerId)).peerRecordEnvelope ?? new Uint8Array(0))
+    // a forgery that could do harm: honest[1] at the liar's address, with a newer sequence
+    // number, under honest[1]'s key and the signature of its genuine record (which does
+    // not cover this payload). One that claims no newer number could change nothing, and
+    // is never checked
+    const genuine = RecordEnvelope.createFromProtobuf(honestRecord)
+    const forged = new Uint8Array(new RecordEnvelope({
+      publicKey: genuine.publicKey,
+      payloadType: genuine.payloadType,
+      payload: new PeerRecord({ peerId: honest[1]!.peerId, multiaddrs: [liarAddr], seqNumber: PeerRecord.createFromProtobuf(genuine.payload).seqNumber + 1_000_000n }).marshal(),
+      signature: genuine.signature
+    }).marshal())
     let liarAnswers = 0
     let forgedOffered = 0
     let wrongKeyOffered = 0
@@ -137,9 +148,6 @@ export async function runRecords (size: RecordsSize, log: (line: string) => void
         return frame(Message.encode({ type: Message.Type.NODES, peers: [] }))
       }
       liarAnswers++
-      const forged = honestRecord.slice()
-      // a flipped byte in the signature: the envelope decodes, its signature fails
-      forged[forged.length - 1] = (forged[forged.length - 1] ?? 0) ^ 0xff
       forgedOffered++
       wrongKeyOffered++
       replayedOffered++
