@@ -75,10 +75,12 @@ export const DIAL_HISTORY_EXPIRATION = 35 * second
 export const MIN_RANDOM_LOOKUP_INTERVAL = 1 * second
 // inbound streams of our protocol open at once (per connection; a lookup keeps one request open to a peer)
 export const MAX_INBOUND_STREAMS = 16
-// idle request-only connections kept for reuse: twice a lookup's window. Measured in a
-// 40-node network (the first refreshes' tail plus 20 lookups, about 2 300 requests):
-// 1 533 connections opened with 8, 1 086 with 16, 497 with 32
-export const MAX_REQUEST_CONNECTIONS = 32
+// idle request-only connections kept for reuse. Measured in a 40-node network (the first
+// refreshes' tail plus 20 lookups, about 2 300 requests): 1 533 connections opened with 8,
+// 1 086 with 16, 497 with 32; but at 200 nodes in one process, 32 (on top of the dialer's
+// 16 and the peers' own) took the process to 3.6 GB RSS. 16, a lookup's window: the
+// 40-node demo then met its 300 ms median (95–256 ms in three runs; 408 ms with 8)
+export const MAX_REQUEST_CONNECTIONS = 16
 // bounded memory of which peers were announced with which addresses
 export const MAX_ANNOUNCED_PEERS = 4096
 // a failed dial is retried after dialHistoryExpiration, doubling per failure up to this

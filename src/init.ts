@@ -96,7 +96,7 @@ export interface KadDiscoveryInit {
   /**
    * Connections opened only for discovery's requests that are kept open at once, idle, for
    * the next request (at most 10 s each): past it, the one idle longest closes. 0 closes
-   * each once its requests are done. @default 32
+   * each once its requests are done. @default 16
    */
   maxRequestConnections?: number
 }

@@ -32,9 +32,9 @@ const LOOPBACK_LIMITS = { inboundConnectionThreshold: 1000 }
 const SAMPLE_INTERVAL = 200
 // lookups start once the event loop is below this share busy (sampled every
 // SETTLE_SAMPLE ms), or after SETTLE_TIMEOUT whatever it is
-const SETTLED_UTILIZATION = 0.6
+const SETTLED_UTILIZATION = 0.4
 const SETTLE_SAMPLE = 1000
-const SETTLE_TIMEOUT = 30_000
+const SETTLE_TIMEOUT = 40_000
 // one lookup, and all of them together, are bounded too
 const LOOKUP_TIMEOUT = 20_000
 const LOOKUPS_TIMEOUT = 25_000

@@ -56,7 +56,7 @@ export interface ProtocolClientInit {
   connectionIdleLinger?: number
   /**
    * The most connections dialed only for requests kept open at once; past it, the one idle
-   * longest closes as soon as it is idle. @default 32
+   * longest closes as soon as it is idle. @default 16
    */
   maxRequestConnections?: number
   /**

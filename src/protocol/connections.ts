@@ -43,7 +43,7 @@ export interface RequestConnectionsInit {
   idleLinger?: number
   /**
    * The most request-only connections kept open at once: past it, the one idle longest
-   * is closed as soon as it is idle. @default 32
+   * is closed as soon as it is idle. @default 16
    */
   maxRequestConnections?: number
   /** Asked before a request-only connection is closed; `true` keeps it. */
