@@ -84,7 +84,8 @@ export class Lookups {
    * Port of geth `Table.findnode`: a FIND_NODE request with failure counting. A failed or
    * empty answer adds one to the node's consecutive failures in the node database; at
    * `maxFindnodeFailures` it is dropped (if its bucket keeps enough entries). A good answer
-   * resets the count (geth decremented it) and proves the node alive. Only the peer's own
+   * resets the count (geth decremented it) and proves the node alive; an answer carrying a
+   * forged or mismatched signed record counts as a failed one. Only the peer's own
    * failures count (`isPeerFault`): a cancelled request, or one that timed out while our
    * own event loop was overloaded, is never charged. The lookup does not wait for the
    * node database: the counting runs behind it, one read-modify-write per answer.
@@ -92,8 +93,13 @@ export class Lookups {
   private async findnode (node: LookupNode, target: Uint8Array, options: AbortOptions): Promise<PeerInfo[]> {
     let found: PeerInfo[] = []
     let error: unknown
+    // an answer with a forged or mismatched record counts against its sender, as a bad one
+    let refusedRecords = false
     try {
-      found = await this.init.client.findNode({ id: node.id, multiaddrs: node.multiaddrs }, target, options)
+      found = await this.init.client.findNode({ id: node.id, multiaddrs: node.multiaddrs }, target, {
+        ...options,
+        onRefusedRecord: () => { refusedRecords = true }
+      })
     } catch (err) {
       error = err
     }
@@ -102,7 +108,7 @@ export class Lookups {
     }
     const cancelled = options.signal?.aborted === true
     if (!cancelled && (error == null || isPeerFault(error))) {
-      this.count(node, error == null && found.length > 0)
+      this.count(node, error == null && found.length > 0 && !refusedRecords)
     }
     if (error != null) {
       throw error

@@ -77,6 +77,15 @@ export interface ProtocolClientInit {
   recordSeqOf?(peer: PeerId): bigint | undefined
 }
 
+/** Options of `ProtocolClient.findNode`. */
+export interface FindNodeOptions extends AbortOptions {
+  /**
+   * Called for each record of the answer refused as forged, mismatched, undecodable or
+   * oversized (not for an older one): the lookup counts such an answer against its sender.
+   */
+  onRefusedRecord?(reason: string): void
+}
+
 /** A node of a NODES answer as `findNode` returns it. */
 export interface FoundNode extends PeerInfo {
   /** Set when `multiaddrs` are those of its verified signed peer record: its sequence number. */
@@ -211,7 +220,7 @@ export class ProtocolClient implements Startable {
    * which changes nothing in the table. With `requireSignedRecords`, entries without a
    * verified record are dropped.
    */
-  async findNode (peer: PeerInfo | PeerId, target: Uint8Array, options: AbortOptions = {}): Promise<FoundNode[]> {
+  async findNode (peer: PeerInfo | PeerId, target: Uint8Array, options: FindNodeOptions = {}): Promise<FoundNode[]> {
     if (target.byteLength !== KEY_LENGTH) {
       throw new InvalidParametersError(`a FIND_NODE target is ${KEY_LENGTH} bytes, got ${target.byteLength}`)
     }
@@ -220,7 +229,7 @@ export class ProtocolClient implements Startable {
     // checked after the stream is done with, so their signatures never hold it open
     const answer = await this.request(peer, { type: Message.Type.FIND_NODE, target: new Uint8Array(target), peers: [] }, options,
       (response, remoteAddr) => this.readNodes(response, relayPeerOf(remoteAddr)))
-    return this.certify(answer)
+    return this.certify(answer, options)
   }
 
   /** The entries of a NODES answer, decoded, deduplicated and relay-checked. */
@@ -243,7 +252,7 @@ export class ProtocolClient implements Startable {
   }
 
   /** Verifies the records of an answer's entries and picks each node's addresses. */
-  private async certify ({ sender, entries }: NodesAnswer): Promise<FoundNode[]> {
+  private async certify ({ sender, entries }: NodesAnswer, options: FindNodeOptions): Promise<FoundNode[]> {
     const nodes: FoundNode[] = []
     for (const entry of entries) {
       if (entry.record == null) {
@@ -284,6 +293,7 @@ export class ProtocolClient implements Startable {
       if (typeof verified === 'string') {
         this.counters.increment(`recordRefused.${verified}`)
         this.log('dropped %p from a NODES answer: its record is %s', entry.id, verified)
+        options.onRefusedRecord?.(verified)
         continue
       }
       this.counters.increment('recordVerified')

@@ -5,9 +5,11 @@ import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { pbStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { MAX_RECORD_SIZE } from '../../src/constants.js'
+import { kadDiscovery } from '../../src/index.js'
 import { toPbPeer } from '../../src/protocol/convert.js'
 import { Message } from '../../src/protocol/pb/message.js'
 import { verifyPeerRecord } from '../../src/protocol/records.js'
+import { keyOf } from '../../src/table/key.js'
 import { peerInfoOf, waitFor } from '../utils/libp2p.js'
 import { answerByHand, protocolService, useNodes } from './utils.js'
 import type { ProtocolService, ProtocolServiceInit } from './utils.js'
@@ -109,7 +111,10 @@ describe('signed peer records', () => {
       ])
       // we hold seq 4 for the replayed node: its seq 3 is a replay
       const a = await node({ client: { recordSeqOf: peer => peer.equals(replayed) ? 4n : undefined } })
-      const found = await a.services.discovery.client.findNode(peerInfoOf(l), target)
+      const refused: string[] = []
+      const found = await a.services.discovery.client.findNode(peerInfoOf(l), target, { onRefusedRecord: reason => { refused.push(reason) } })
+      // the forged and the mismatched record are reported, so the lookup charges the sender
+      assert.deepEqual(refused.sort(), ['bad-signature', 'wrong-signer'])
       // the replayed entry is left as plain hearsay (no recordSeq): it names a node we hold,
       // which hearsay never re-addresses
       assert.deepEqual(found.map(p => p.id.toString()), [replayed.toString(), honest.toString()])
@@ -120,6 +125,26 @@ describe('signed peer records', () => {
       assert.equal(stats['recordRefused.bad-signature'], 1)
       assert.equal(stats['recordRefused.wrong-signer'], 1)
       assert.equal(stats['recordRefused.stale'], 1)
+    })
+
+    it('charges a findnode failure to the sender of an answer with a forged record', async () => {
+      const key = await generateKeyPair('Ed25519')
+      const forged = await signedRecord(key, ['/ip4/51.15.0.1/tcp/1'], 5n)
+      forged[forged.length - 3] = (forged[forged.length - 3] as number) ^ 1
+      // beside an honest entry, so the answer is not empty (an empty one counts anyway)
+      const honest = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+      const l = await liar([
+        toPbPeer(peerIdFromPrivateKey(key), [multiaddr('/ip4/51.15.0.1/tcp/1')], forged),
+        toPbPeer(honest, [multiaddr('/ip4/51.15.0.2/tcp/1')])
+      ])
+      const a = await nodes.create({ services: { discovery: kadDiscovery({ autoDial: { enabled: false } }) } })
+      const internals = a.services.discovery as unknown as {
+        lookups: { findnode(node: object, target: Uint8Array, options: object): Promise<unknown>, drain(): Promise<void> }
+        db: { findFails(id: PeerId): Promise<number> }
+      }
+      await internals.lookups.findnode({ id: l.peerId, key: keyOf(l.peerId), multiaddrs: l.getMultiaddrs() }, target, {})
+      await internals.lookups.drain()
+      assert.equal(await internals.db.findFails(l.peerId), 1)
     })
 
     it('with requireSignedRecords, keeps only entries with a verified record, at its addresses', async () => {
