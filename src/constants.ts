@@ -102,3 +102,7 @@ export const DIAL_TAG_VALUE = 20
 export const DIAL_TAG_TTL = 30 * minute
 // the tag of a live dialed connection is renewed this often, well inside its TTL
 export const DIAL_TAG_RENEW_INTERVAL = 10 * minute
+/** How long background work (refresh lookups, revalidation, the dialer) waits for an overloaded event loop to calm down before it goes ahead anyway (none in geth). */
+export const MAX_CALM_WAIT = 30 * second
+/** How often a waiting background task looks at the load again (none in geth). */
+export const CALM_RECHECK = 1 * second

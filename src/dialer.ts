@@ -42,6 +42,8 @@ export interface AutoDialerInit extends Required<AutoDialInit> {
    * dialed peer; false when it was not a request connection (the client's `claimConnection`).
    */
   claimRequestConnection?(connection: Connection): boolean
+  /** Waits while the node's own event loop is overloaded (bounded); the service's `whenCalm`. */
+  whenCalm?(options: AbortOptions): Promise<void>
 }
 
 /** What the auto-dialer did, for tests and metrics. */
@@ -316,6 +318,8 @@ export class AutoDialer implements Startable {
           await this.waitForChange(signal)
           continue
         }
+        // a saturated process puts off its next dial and the random lookup a pull may start
+        await this.init.whenCalm?.({ signal })
         const next = await this.pull(stream, signal)
         if (signal.aborted) {
           return

@@ -5,13 +5,14 @@ import {
 import { anySignal } from 'any-signal'
 import { raceSignal } from 'race-signal'
 import { PeerAnnouncer } from './announcer.js'
-import { MIN_RANDOM_LOOKUP_INTERVAL, KEY_LENGTH } from './constants.js'
+import { CALM_RECHECK, KEY_LENGTH, MAX_CALM_WAIT, MIN_RANDOM_LOOKUP_INTERVAL } from './constants.js'
 import { AutoDialer } from './dialer.js'
 import { resolveInit } from './init.js'
 import { randomNodes } from './lookup.js'
 import { Lookups } from './lookups.js'
 import { DiscoveryMetrics } from './metrics.js'
 import { ProtocolClient } from './protocol/client.js'
+import { LoadGauge } from './protocol/load.js'
 import { ProtocolServer } from './protocol/server.js'
 import { Scheduler } from './scheduler.js'
 import { NodeDB } from './store/node-db.js'
@@ -58,6 +59,10 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   private controller = new AbortController()
   private refreshing?: Promise<void>
   private readonly lookups: Lookups
+  /** Our own event loop's recent load: background work waits while it is overloaded. */
+  private readonly load = new LoadGauge()
+  /** Background steps put off for load (`whenCalm`'s waits), for tests and metrics. */
+  private deferred = 0
 
   constructor (components: KadDiscoveryComponents, init: KadDiscoveryInit = {}) {
     super()
@@ -131,7 +136,8 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
         dialTimeout: this.init.requestTimeout,
         allowLan: this.init.allowLan,
         maxIdleDelay: this.init.refreshInterval,
-        claimRequestConnection: connection => this.client.claimConnection(connection)
+        claimRequestConnection: connection => this.client.claimConnection(connection),
+        whenCalm: async options => { await this.whenCalm(options) }
       })
     }
     this.metrics.register({ table: this.table, dbSize: async () => this.db.size(), now: this.now })
@@ -176,7 +182,10 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       next: now => now + refreshInterval
     }, now)
     this.scheduler.add('revalidate', {
-      run: async () => { await this.doRevalidate() },
+      run: async () => {
+        await this.whenCalm()
+        await this.doRevalidate()
+      },
       next: now => now + nextRevalidateDelay(revalidateInterval, this.random)
     }, now + nextRevalidateDelay(revalidateInterval, this.random))
     this.scheduler.add('copy', {
@@ -324,6 +333,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     // every node that contacts us would be turned away
     this.table.setInitDone()
     for (let i = 0; i < 3 && !signal.aborted; i++) {
+      await this.whenCalm()
       await this.doLookup(this.random.bytes(KEY_LENGTH), { signal }).catch(err => { this.lookupFailed(err) })
     }
     for (let b = this.table.nBuckets - 1; b >= 0 && this.init.bucketRefresh && !signal.aborted; b--) {
@@ -331,6 +341,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       if (!this.lookups.passedThrough(b)) {
         const [, distance] = this.table.bucketDistances(b)
         const target = keyAtDistance(this.table.selfKey, distance, this.random.bytes(KEY_LENGTH))
+        await this.whenCalm()
         await this.doLookup(target, { signal }).catch(err => { this.lookupFailed(err) })
       }
       if (empty) {
@@ -340,6 +351,23 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     // lookups from now on count towards the next refresh
     this.lookups.resetPassed()
     this.log('refresh done in %d ms, %d nodes', this.now() - started, this.table.size)
+  }
+
+  /**
+   * Waits while our own event loop is overloaded, at most `MAX_CALM_WAIT`: background work
+   * (refresh lookups after the self lookup, revalidation, the dialer's next candidate)
+   * asks first, so a saturated process sheds what can wait before the requests users
+   * and peers are waiting for. Never throws: a stop ends the wait and the caller's own
+   * signal check follows.
+   */
+  private async whenCalm (options: AbortOptions = {}): Promise<void> {
+    const started = this.now()
+    const signal = options.signal ?? this.controller.signal
+    while (this.running && !signal.aborted && this.load.overloaded() && this.now() - started < MAX_CALM_WAIT) {
+      this.deferred++
+      // jittered, so that nodes sharing one process do not all go ahead at once
+      await this.scheduler.sleep(CALM_RECHECK / 2 + this.random.int(CALM_RECHECK), { signal }).catch(() => {})
+    }
   }
 
   private lookupFailed (err: unknown): void {

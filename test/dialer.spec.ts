@@ -659,6 +659,31 @@ describe('AutoDialer', function () {
     })
   })
 
+  describe('an overloaded event loop', () => {
+    it('pulls no candidate and dials nobody while the service says its loop is overloaded, and goes on once it calms', async () => {
+      let calm: () => void = () => {}
+      let gate = new Promise<void>(resolve => { calm = resolve })
+      let waits = 0
+      const h = harness(Array.from({ length: 10 }, () => peer()), {
+        minConnections: 3,
+        whenCalm: async () => {
+          waits++
+          await gate
+        }
+      })
+      h.dialer.start()
+      await h.clock.advance(60_000)
+      assert.ok(waits > 0, 'the dialer asked before its first pull')
+      assert.equal(h.candidates.pulls, 0)
+      assert.equal(h.cm.dials.length, 0)
+      calm()
+      gate = Promise.resolve()
+      await h.clock.advance(1000)
+      assert.equal(h.dialer.outbound, 3)
+      assert.equal(h.cm.dials.length, 3)
+    })
+  })
+
   describe('with real libp2p nodes', () => {
     const nodes = new TestNodes()
     afterEach(async () => { await nodes.stop() })

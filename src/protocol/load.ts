@@ -49,3 +49,46 @@ export function utilizationSince (mark: LoadMark): number | undefined {
 export function overloadedSince (mark: LoadMark, expected: number): boolean {
   return loadSince(mark, expected) >= OVERLOAD_UTILIZATION
 }
+
+/** How a `LoadGauge` reads the loop's load since a mark; `loadSince`'s runtime part by default. */
+export type LoadSampler = (mark: LoadMark) => number | undefined
+
+/**
+ * The event loop's recent load, read without a timer of its own: each call after a window
+ * has passed closes that window and opens the next, so the figure is at most two windows
+ * old. Background work asks it before it starts (`overloaded()`): a node whose own process
+ * is saturated puts off what can wait, since each connection it opens then costs more and
+ * libp2p's connection monitor closes connections whose pings time out.
+ */
+export class LoadGauge {
+  private readonly windowMs: number
+  private readonly sample: LoadSampler
+  private readonly mark: () => LoadMark
+  private opened: LoadMark
+  private load = 0
+
+  constructor (options: { windowMs?: number, sample?: LoadSampler, mark?: () => LoadMark } = {}) {
+    this.windowMs = options.windowMs ?? LOAD_WINDOW
+    this.sample = options.sample ?? utilizationSince
+    this.mark = options.mark ?? loadMark
+    this.opened = this.mark()
+  }
+
+  /** The load of the last closed window, 0 to 1 (0 where the runtime cannot tell). */
+  current (): number {
+    const now = this.mark()
+    if (now.at - this.opened.at >= this.windowMs) {
+      this.load = this.sample(this.opened) ?? 0
+      this.opened = now
+    }
+    return this.load
+  }
+
+  /** Whether the loop was overloaded over the last closed window. */
+  overloaded (): boolean {
+    return this.current() >= OVERLOAD_UTILIZATION
+  }
+}
+
+/** The span a `LoadGauge` averages over, ms. */
+export const LOAD_WINDOW = 1000
