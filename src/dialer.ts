@@ -320,6 +320,9 @@ export class AutoDialer implements Startable {
         }
         // a saturated process puts off its next dial and the random lookup a pull may start
         await this.init.whenCalm?.({ signal })
+        if (signal.aborted) {
+          return
+        }
         const next = await this.pull(stream, signal)
         if (signal.aborted) {
           return
@@ -370,7 +373,8 @@ export class AutoDialer implements Startable {
   /** The next candidate, or `undefined` when none came within `PULL_LIMIT`. */
   private async pull (stream: CandidateStream, signal: AbortSignal): Promise<IteratorResult<PeerInfo> | undefined> {
     let result: IteratorResult<PeerInfo> | undefined
-    const next = stream.candidates.next().then(r => { result = r })
+    // a stream that fails (the service stopped under it) yields nothing, as one that is slow
+    const next = stream.candidates.next().then(r => { result = r }, () => {})
     await this.sleepUnless(PULL_LIMIT, [next], signal)
     return result
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { TypedEventEmitter } from '@libp2p/interface'
+import { NotStartedError, TypedEventEmitter } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DIAL_TAG, DIAL_TAG_RENEW_INTERVAL, DIAL_TAG_VALUE, MAX_DIAL_BACKOFF, MAX_DIAL_HISTORY } from '../src/constants.js'
@@ -681,6 +681,36 @@ describe('AutoDialer', function () {
       await h.clock.advance(1000)
       assert.equal(h.dialer.outbound, 3)
       assert.equal(h.cm.dials.length, 3)
+    })
+
+    it('stops cleanly when stop() comes while it waits for calm, its candidates gone with the service', async () => {
+      let stopped = false
+      const h = harness(Array.from({ length: 10 }, () => peer()), {
+        minConnections: 3,
+        whenCalm: async ({ signal }) => {
+          await new Promise(resolve => { signal?.addEventListener('abort', resolve, { once: true }) })
+        },
+        candidates: () => (async function * () {
+          if (stopped) {
+            throw new NotStartedError('the service stopped')
+          }
+          yield * []
+        })()
+      })
+      h.dialer.start()
+      await h.clock.advance(1000)
+      stopped = true
+      const unhandled: unknown[] = []
+      const onUnhandled = (err: unknown): void => { unhandled.push(err) }
+      process.on('unhandledRejection', onUnhandled)
+      try {
+        await h.dialer.stop()
+        await new Promise(resolve => setTimeout(resolve, 50))
+      } finally {
+        process.off('unhandledRejection', onUnhandled)
+      }
+      assert.deepEqual(unhandled, [])
+      assert.equal(h.cm.dials.length, 0)
     })
   })
 
