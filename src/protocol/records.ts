@@ -133,11 +133,12 @@ interface CachedRecord {
 /**
  * The signed peer records the server puts in its NODES answers: what libp2p's peer store
  * holds for a peer (`peerRecordEnvelope`, which identify writes after verifying it), never
- * a record of our making, and only one of at most `MAX_RECORD_SIZE` bytes. A NODES answer
- * names 16 peers, most never connected to (the peer store has nothing for them), so each
- * read, found or not, is reused for a few seconds, or until the peer store reports an
- * update of that peer (`peer:update`, as when identify stores a newer record: a node that
- * moved must not be handed out with its old record for the rest of the TTL).
+ * a record of our making, and only one of at most `MAX_RECORD_SIZE` bytes. The peer store
+ * reports every change of a peer (`peer:update`, carrying the peer as now stored), so a
+ * record is taken from those events as it changes (a node that moved is never handed out
+ * with its old record), and the store is read only for a peer no event has named within
+ * the TTL. A NODES answer names 16 peers, most never connected to (the store has nothing
+ * for them), so each read, found or not, is reused for the TTL; reads of one peer share.
  */
 export class PeerRecords {
   private readonly peerStore: PeerStore
@@ -145,8 +146,10 @@ export class PeerRecords {
   private readonly now: () => number
   // BOUNDED: ≤ RECORDS_CACHE_SIZE entries; insertion order is age, the oldest goes first
   private readonly cache = new Map<string, CachedRecord>()
+  // BOUNDED: one read per peer at a time, each removed when it ends
+  private readonly reading = new Map<string, Promise<Uint8Array<ArrayBuffer> | undefined>>()
   private readonly onUpdate = (evt: CustomEvent<PeerUpdate>): void => {
-    this.cache.delete(cacheKey(evt.detail.peer.id))
+    this.remember(cacheKey(evt.detail.peer.id), evt.detail.peer.peerRecordEnvelope)
   }
 
   constructor (peerStore: PeerStore, events?: TypedEventTarget<Libp2pEvents>, now: () => number = Date.now) {
@@ -155,7 +158,7 @@ export class PeerRecords {
     this.now = now
   }
 
-  /** Starts forgetting a peer's cached record when the peer store updates the peer. */
+  /** Starts following the peer store's updates. */
   start (): void {
     this.events?.addEventListener('peer:update', this.onUpdate)
   }
@@ -166,13 +169,29 @@ export class PeerRecords {
     this.cache.clear()
   }
 
+  /** The record held for `peer` without reading the store, if one was learned within the TTL. */
+  cached (peer: PeerId): { bytes?: Uint8Array<ArrayBuffer> } | undefined {
+    const cached = this.cache.get(cacheKey(peer))
+    return cached != null && this.now() - cached.at < RECORDS_TTL ? cached : undefined
+  }
+
   /** The marshalled record the peer store holds for `peer`, if one fits in an answer. */
   async of (peer: PeerId): Promise<Uint8Array<ArrayBuffer> | undefined> {
-    const key = cacheKey(peer)
-    const cached = this.cache.get(key)
-    if (cached != null && this.now() - cached.at < RECORDS_TTL) {
+    const cached = this.cached(peer)
+    if (cached != null) {
       return cached.bytes
     }
+    const key = cacheKey(peer)
+    let read = this.reading.get(key)
+    if (read == null) {
+      read = this.read(peer, key).finally(() => { this.reading.delete(key) })
+      this.reading.set(key, read)
+    }
+    return read
+  }
+
+  private async read (peer: PeerId, key: string): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    const started = this.now()
     let stored: Uint8Array | undefined
     try {
       stored = (await this.peerStore.get(peer)).peerRecordEnvelope
@@ -181,6 +200,15 @@ export class PeerRecords {
         throw err
       }
     }
+    // an update that came while the store was read is newer than what the read saw
+    const updated = this.cache.get(key)
+    if (updated != null && updated.at >= started) {
+      return updated.bytes
+    }
+    return this.remember(key, stored)
+  }
+
+  private remember (key: string, stored: Uint8Array | undefined): Uint8Array<ArrayBuffer> | undefined {
     // a copy: what is cached must not change if the peer store reuses its buffer
     const bytes = stored != null && stored.byteLength <= MAX_RECORD_SIZE ? new Uint8Array(stored) : undefined
     this.cache.delete(key)

@@ -70,6 +70,9 @@ export interface ProtocolServerInit {
 /** The default `maxInboundStreams`: a lookup has one request at a time open to a peer. */
 export const DEFAULT_MAX_INBOUND_STREAMS = 16
 
+/** How long an answer waits for the records it has not cached, ms: past that they are left out. */
+export const RECORD_READ_WAIT = 100
+
 /** A `pbStream` codec for bytes that are already an encoded `Message`. */
 const ENCODED = { encode: (bytes: Uint8Array) => bytes }
 
@@ -232,12 +235,33 @@ export class ProtocolServer implements Startable {
     return this.withRecords(chosen)
   }
 
-  /** The NODES frame of `chosen`, each with its record, the farthest left out to fit. */
+  /**
+   * The NODES frame of `chosen`, each with its record, the farthest left out to fit. The
+   * records are read side by side and waited for at most `RECORD_READ_WAIT`: the peer
+   * store serialises each peer's reads behind its writes (identify, tags, address merges),
+   * and on a busy node those queues grew until no answer went out within the requester's
+   * deadline. A record is optional: an entry whose read is slow goes without one, and the
+   * read still fills the cache for the next answer.
+   */
   private async withRecords (chosen: Array<{ node: ClosestNode, addrs: Multiaddr[] }>): Promise<Uint8Array> {
-    const peers: Message.Peer[] = []
-    for (const { node, addrs } of chosen) {
-      peers.push(toPbPeer(node.id, addrs, await this.records.of(node.id)))
+    const records: Array<Uint8Array<ArrayBuffer> | undefined> = chosen.map(({ node }) => this.records.cached(node.id)?.bytes)
+    const missing = chosen.flatMap(({ node }, i) => this.records.cached(node.id) == null ? [i] : [])
+    if (missing.length > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const reads = missing.map(async i => {
+        const node = (chosen[i] as { node: ClosestNode }).node
+        records[i] = await this.records.of(node.id).catch(err => {
+          this.log.error('could not read the record of %p - %e', node.id, err)
+          return undefined
+        })
+      })
+      await Promise.race([
+        Promise.all(reads),
+        new Promise<void>(resolve => { timer = setTimeout(resolve, RECORD_READ_WAIT) })
+      ])
+      clearTimeout(timer)
     }
+    const peers = chosen.map(({ node, addrs }, i) => toPbPeer(node.id, addrs, records[i]))
     let bytes = Message.encode({ type: Message.Type.NODES, peers })
     while (bytes.byteLength > this.settings.maxNodesMessageSize && peers.length > 0) {
       peers.pop()

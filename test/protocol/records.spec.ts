@@ -85,6 +85,58 @@ describe('signed peer records', () => {
       assert.equal(b.services.discovery.client.stats.recordVerified, 1)
     })
 
+    it('takes records from the peer store\'s updates, reading the store for none of them', async () => {
+      const a = await node()
+      const c = await node()
+      const b = await node()
+      let reads = 0
+      const get = c.peerStore.get.bind(c.peerStore)
+      c.peerStore.get = async (peer, ...rest) => {
+        if (peer.equals(a.peerId)) {
+          reads++
+        }
+        return get(peer, ...rest)
+      }
+      // identify stores a's record at c, and the peer store reports the update
+      await c.dial(a.getMultiaddrs())
+      await waitFor(async () => (await get(a.peerId).catch(() => undefined))?.peerRecordEnvelope != null, "a's record at c")
+      const held = (await get(a.peerId)).peerRecordEnvelope as Uint8Array
+      c.services.discovery.table.addFoundNode(peerInfoOf(a))
+      const readsBefore = reads
+
+      const stream = await b.dialProtocol(c.getMultiaddrs(), '/kad-discovery/1.0.0')
+      const pb = pbStream(stream)
+      await pb.write({ type: Message.Type.FIND_NODE, target, peers: [] }, Message)
+      const answer = await pb.read(Message)
+      await stream.close()
+      assert.deepEqual(answer.peers[0]?.record, held)
+      assert.equal(reads, readsBefore, "the answer read no record of a's from the store")
+    })
+
+    it('answers at once without the records whose peer-store reads hang, and with them once read', async () => {
+      const a = await node()
+      const c = await node()
+      const b = await node()
+      await c.dial(a.getMultiaddrs())
+      await waitFor(async () => (await c.peerStore.get(a.peerId).catch(() => undefined))?.peerRecordEnvelope != null, "a's record at c")
+      // a fresh server, whose cache never saw an update: every record is a read, and reads hang
+      await c.services.discovery.stop()
+      const get = c.peerStore.get.bind(c.peerStore)
+      let release: () => void = () => {}
+      const hold = new Promise<void>(resolve => { release = resolve })
+      c.peerStore.get = async (...args) => { await hold; return get(...args) }
+      await c.services.discovery.start()
+      c.services.discovery.table.addFoundNode(peerInfoOf(a))
+
+      const started = Date.now()
+      const first = await b.services.discovery.client.findNode(peerInfoOf(c), target)
+      assert.ok(Date.now() - started < 1500, `answered in ${Date.now() - started} ms`)
+      assert.equal(first[0]?.id.toString(), a.peerId.toString())
+      assert.equal(first[0]?.recordSeq, undefined, 'no record: its read had not ended')
+      release()
+      await waitFor(async () => (await b.services.discovery.client.findNode(peerInfoOf(c), target))[0]?.recordSeq != null, 'the record once read')
+    })
+
     /** A liar answering every FIND_NODE with `peers`. */
     async function liar (peers: Message.Peer[]): Promise<TestNode> {
       const l = await nodes.create()
