@@ -1,6 +1,6 @@
 import '../src/polyfill.js'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { lookup } from '../src/lookup.js'
+import { lookup } from '../src/service/iterative-lookup.js'
 import { seededRandom } from '../src/table/random.js'
 import { SimulatedNetwork } from '../test/utils/simulation.js'
 import { isMain, printTable } from './utils.js'

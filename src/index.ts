@@ -40,17 +40,17 @@
  * ```
  */
 
-import { KadDiscovery as KadDiscoveryClass } from './discovery.js'
-import { resolveInit } from './init.js'
-import type { KadDiscoveryComponents } from './discovery.js'
-import type { KadDiscoveryInit } from './init.js'
+import { KadDiscovery as KadDiscoveryClass } from './service/discovery.js'
+import { resolveInit } from './service/init.js'
+import type { KadDiscoveryComponents } from './service/discovery.js'
+import type { KadDiscoveryInit } from './service/init.js'
 import type { BucketSnapshot } from './table/types.js'
 import type { AbortOptions, PeerDiscovery, PeerId, PeerInfo, Startable } from '@libp2p/interface'
 
 export { PROTOCOL } from './constants.js'
 export { CorruptRecordError, RateLimitedError, UnexpectedResponseError } from './errors.js'
-export type { KadDiscoveryComponents } from './discovery.js'
-export type { AutoDialInit, KadDiscoveryInit } from './init.js'
+export type { KadDiscoveryComponents } from './service/discovery.js'
+export type { AutoDialInit, KadDiscoveryInit } from './service/init.js'
 export type { BucketSnapshot, TableNode } from './table/types.js'
 
 /**

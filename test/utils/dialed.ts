@@ -1,5 +1,5 @@
 import type { DiscoveryNode } from './network.js'
-import type { AutoDialer } from '../../src/dialer.js'
+import type { AutoDialer } from '../../src/service/dialer.js'
 
 /** A node's auto-dialer, or `undefined` when it runs without one (`autoDial: { enabled: false }`). */
 export function dialerOf (node: DiscoveryNode): AutoDialer | undefined {

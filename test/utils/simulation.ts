@@ -3,7 +3,7 @@ import { distanceCompare, keyOf } from '../../src/table/key.js'
 import { seededRandom } from '../../src/table/random.js'
 import { Table } from '../../src/table/table.js'
 import { fakePeerId } from './peers.js'
-import type { LookupNode, QueryFunction } from '../../src/lookup.js'
+import type { LookupNode, QueryFunction } from '../../src/service/iterative-lookup.js'
 import type { RandomSource } from '../../src/table/types.js'
 import type { PeerId, PeerInfo } from '@libp2p/interface'
 

@@ -79,10 +79,10 @@ function addressesOf ({ victim, honest }: HearsaySetup): string {
 
 /**
  * A lookup re-addresses a live table entry with hearsay. The lookup result takes a node
- * at the addresses of whoever named it first (src/lookup.ts: `result.push(...)` keeps
- * `info.multiaddrs`), asks it, and when it answers, src/lookups.ts passes those same
- * addresses to `onAnswer`, which src/discovery.ts turns into `addInboundNode`: a bump that
- * takes them. The request reached the node over a connection that was already open
+ * at the addresses of whoever named it first (src/service/iterative-lookup.ts:
+ * `result.push(...)` keeps `info.multiaddrs`), asks it, and when it answers,
+ * src/service/findnode-lookups.ts passes those same addresses to `onAnswer`, which
+ * src/service/discovery.ts turns into `addInboundNode`: a bump that takes them. The request reached the node over a connection that was already open
  * (src/protocol/connections.ts `acquire` reuses any open connection, whatever the
  * addresses), so the answer proves nothing about them. A poisoner that names a live node
  * at its own address, in a lookup whose seeds leave that node out, moves the entry there.
@@ -116,8 +116,8 @@ export async function reproAnswerReaddress (): Promise<Figures & { bug: boolean 
 /**
  * A node with a smaller `bucketSize` than its peers refuses every full NODES answer:
  * src/protocol/client.ts decodes answers with `maxPeers: this.settings.bucketSize` (its
- * own k), so a default peer's 16 peers are `invalid.too-many-peers`; src/lookups.ts counts
- * each as a failed request, and after `maxFindnodeFailures` src/table/table.ts
+ * own k), so a default peer's 16 peers are `invalid.too-many-peers`;
+ * src/service/findnode-lookups.ts counts each as a failed request, and after `maxFindnodeFailures` src/table/table.ts
  * `dropFailedNode` drops the peer (with `bucketSize` 4 the "keeps ≥ bucketSize / 4"
  * guard is 1 entry). The node's table empties of live peers.
  */
@@ -146,7 +146,7 @@ export async function reproSmallBucketSize (): Promise<Figures & { bug: boolean 
  * A node the table does not hold enters at hearsay addresses, and revalidation vouched for
  * them. A NODES answer adds the nodes it names as found entries at the addresses it gives
  * (geth `addFoundNode`; they start unverified), and revalidation is what checks them: geth
- * pings the endpoint it holds. src/discovery.ts `doRevalidate` pinged through
+ * pings the endpoint it holds. src/service/discovery.ts `doRevalidate` pinged through
  * src/protocol/connections.ts `acquire`, which reuses any open connection whatever the
  * addresses, so an entry whose peer held a connection to us passed at addresses nobody
  * tried, and went out in our NODES answers as live: a poisoner could make a node

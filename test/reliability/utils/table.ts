@@ -1,4 +1,4 @@
-import { resolveInit } from '../../../src/init.js'
+import { resolveInit } from '../../../src/service/init.js'
 import type { KadDiscovery, KadDiscoveryInit } from '../../../src/index.js'
 import type { Table } from '../../../src/table/table.js'
 import type { PeerId } from '@libp2p/interface'

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { setTimeout as delay } from 'node:timers/promises'
-import { lookup } from '../src/lookup.js'
-import { keyOf } from '../src/table/key.js'
-import { seededRandom } from '../src/table/random.js'
-import { SimulatedNetwork } from './utils/simulation.js'
-import type { LookupInit, LookupNode, QueryFunction } from '../src/lookup.js'
+import { lookup } from '../../src/service/iterative-lookup.js'
+import { keyOf } from '../../src/table/key.js'
+import { seededRandom } from '../../src/table/random.js'
+import { SimulatedNetwork } from '../utils/simulation.js'
+import type { LookupInit, LookupNode, QueryFunction } from '../../src/service/iterative-lookup.js'
 import type { PeerInfo } from '@libp2p/interface'
 
 const hex = (key: Uint8Array): string => Buffer.from(key).toString('hex')

@@ -1,5 +1,5 @@
-import { MAX_ANNOUNCED_PEERS } from './constants.js'
-import type { TableNode } from './table/types.js'
+import { MAX_ANNOUNCED_PEERS } from '../constants.js'
+import type { TableNode } from '../table/types.js'
 import type { Logger, PeerInfo, PeerStore } from '@libp2p/interface'
 
 /**

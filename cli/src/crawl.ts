@@ -7,8 +7,8 @@ import { createCliNode, stopAll } from './libp2p.js'
 import { elapsed, Progress } from './progress.js'
 import { deadlineSignal, listenForStop } from './signals.js'
 import type { CrawlOptions } from './args.js'
-import type { KadDiscovery } from '../index.js'
 import type { PeerId, PeerInfo } from '@libp2p/interface'
+import type { KadDiscovery } from 'libp2p-kad-discovery'
 
 // lookups in flight at once (each asks alpha = 3 nodes at a time)
 const CONCURRENCY = 4

@@ -4,11 +4,11 @@ import { memory } from '@libp2p/memory'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
-import { kadDiscovery } from '../index.js'
-import type { KadDiscovery, KadDiscoveryInit } from '../index.js'
+import { kadDiscovery } from 'libp2p-kad-discovery'
 import type { Identify } from '@libp2p/identify'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Libp2pOptions } from 'libp2p'
+import type { KadDiscovery, KadDiscoveryInit } from 'libp2p-kad-discovery'
 
 /** A node the CLI runs: identify (the discovery service needs it) and discovery. */
 export type CliNode = Libp2p<{ identify: Identify, discovery: KadDiscovery }>

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // first: Node 20 lacks Promise.withResolvers, which libp2p 3 calls
-import '../polyfill.js'
+import 'libp2p-kad-discovery/polyfill'
 import { setMaxListeners } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { parseCommandLine } from './args.js'
@@ -37,8 +37,8 @@ async function main (argv: string[]): Promise<number> {
 }
 
 async function version (): Promise<string> {
-  // dist/src/cli/index.js → the package root
-  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }
+  // dist/src/index.js → this package's root
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }
   return pkg.version ?? 'unknown'
 }
 

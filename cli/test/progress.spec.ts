@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { Progress } from '../../src/cli/progress.js'
-import { spread, summaryLines } from '../../src/cli/summary.js'
-import type { DemoResult } from '../../src/cli/summary.js'
+import { Progress } from '../src/progress.js'
+import { spread, summaryLines } from '../src/summary.js'
+import type { DemoResult } from '../src/summary.js'
 
 /** A stream that records what is written, a terminal or not. */
 function stream (isTTY: boolean, columns?: number): { isTTY: boolean, columns?: number, written: string[], write(text: string): boolean } {

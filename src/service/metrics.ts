@@ -1,8 +1,8 @@
-import { loadMark, utilizationSince } from './protocol/load.js'
-import { AddResult } from './table/types.js'
-import type { RevalidationOutcome } from './table/revalidation.js'
-import type { Table } from './table/table.js'
-import type { RemoveReason } from './table/types.js'
+import { loadMark, utilizationSince } from '../protocol/load.js'
+import { AddResult } from '../table/types.js'
+import type { RevalidationOutcome } from '../table/revalidation.js'
+import type { Table } from '../table/table.js'
+import type { RemoveReason } from '../table/types.js'
 import type { CounterGroup, Histogram, Metrics, StopTimer } from '@libp2p/interface'
 
 /** What the metrics read their gauges from. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { multiaddr } from '@multiformats/multiaddr'
-import * as c from '../src/constants.js'
-import { parseBootnodes, resolveInit } from '../src/init.js'
+import * as c from '../../src/constants.js'
+import { parseBootnodes, resolveInit } from '../../src/service/init.js'
 
 const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
-import { KadDiscovery } from '../src/discovery.js'
-import { kadDiscovery } from '../src/index.js'
-import { captureComponents, TestNodes, waitFor } from './utils/libp2p.js'
-import { FAST } from './utils/network.js'
-import type { KadDiscoveryComponents } from '../src/discovery.js'
+import { kadDiscovery } from '../../src/index.js'
+import { KadDiscovery } from '../../src/service/discovery.js'
+import { captureComponents, TestNodes, waitFor } from '../utils/libp2p.js'
+import { FAST } from '../utils/network.js'
+import type { KadDiscoveryComponents } from '../../src/service/discovery.js'
 import type { Metrics } from '@libp2p/interface'
 
 /** A metrics registry that keeps what it is given, so a test can read it. */

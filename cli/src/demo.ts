@@ -1,6 +1,8 @@
 import { randomInt } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import { distanceCompare, keyOf } from '../table/key.js'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { xor } from 'uint8arrays/xor'
+import { xorCompare } from 'uint8arrays/xor-compare'
 import { CliError, ExitCode, firstLine } from './errors.js'
 import { connectedPeers, createCliNode, dialableAddrs, stopAll } from './libp2p.js'
 import { elapsed, Progress } from './progress.js'
@@ -10,7 +12,8 @@ import type { DemoOptions } from './args.js'
 import type { CliNode } from './libp2p.js'
 import type { ProgressStream } from './progress.js'
 import type { DemoResult, LookupScore } from './summary.js'
-import type { KadDiscoveryInit } from '../index.js'
+import type { PeerId } from '@libp2p/interface'
+import type { KadDiscoveryInit } from 'libp2p-kad-discovery'
 
 // geth's k: a full table and the auto-dialer's goal (min(k, N − 1) in a small network)
 const K = 16
@@ -262,12 +265,21 @@ async function scoredLookup (nodes: CliNode[], signal: AbortSignal): Promise<Loo
   }
 }
 
+/**
+ * A node's key as the library defines it (DESIGN.md §4, libp2p's Kademlia convention):
+ * `sha256` of its peer id's multihash bytes. Computed here because the library's own
+ * key code is not public API.
+ */
+function keyOf (peerId: PeerId): Uint8Array {
+  return sha256(peerId.toMultihash().bytes)
+}
+
 /** The share of the true closest nodes to `key` (all but `source`) among the first found. */
 function accuracy (found: string[], nodes: CliNode[], source: CliNode, key: Uint8Array): number {
   const truth = nodes
     .filter(n => !n.peerId.equals(source.peerId))
-    .map(n => ({ id: n.peerId.toString(), key: keyOf(n.peerId) }))
-    .sort((a, b) => distanceCompare(key, a.key, b.key))
+    .map(n => ({ id: n.peerId.toString(), distance: xor(keyOf(n.peerId), key) }))
+    .sort((a, b) => xorCompare(a.distance, b.distance))
     .slice(0, K)
   const want = new Set(truth.map(t => t.id))
   return truth.length === 0 ? 1 : found.slice(0, K).filter(id => want.has(id)).length / truth.length

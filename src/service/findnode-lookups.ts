@@ -1,11 +1,11 @@
 import { NotStartedError } from '@libp2p/interface'
-import { lookup } from './lookup.js'
-import { isPeerFault } from './protocol/client.js'
-import type { LookupNode, LookupResult } from './lookup.js'
+import { isPeerFault } from '../protocol/client.js'
+import { lookup } from './iterative-lookup.js'
+import type { LookupNode, LookupResult } from './iterative-lookup.js'
 import type { DiscoveryMetrics } from './metrics.js'
-import type { ProtocolClient } from './protocol/client.js'
-import type { NodeDB } from './store/node-db.js'
-import type { Table } from './table/table.js'
+import type { ProtocolClient } from '../protocol/client.js'
+import type { NodeDB } from '../store/node-db.js'
+import type { Table } from '../table/table.js'
 import type { AbortOptions, Logger, PeerInfo } from '@libp2p/interface'
 
 /** What the service hands the lookup runner. */

@@ -1,8 +1,8 @@
 import { raceSignal } from 'race-signal'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
-import { keyOf, keysEqual } from './table/key.js'
-import { NodesByDistance } from './table/nodes-by-distance.js'
-import type { Table } from './table/table.js'
+import { keyOf, keysEqual } from '../table/key.js'
+import { NodesByDistance } from '../table/nodes-by-distance.js'
+import type { Table } from '../table/table.js'
 import type { AbortOptions, PeerId, PeerInfo } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 

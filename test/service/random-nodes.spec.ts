@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { randomNodes } from '../src/lookup.js'
-import { seededRandom } from '../src/table/random.js'
-import { fakePeerId, tcpAddr } from './utils/peers.js'
-import type { RandomNodesInit } from '../src/lookup.js'
+import { randomNodes } from '../../src/service/iterative-lookup.js'
+import { seededRandom } from '../../src/table/random.js'
+import { fakePeerId, tcpAddr } from '../utils/peers.js'
+import type { RandomNodesInit } from '../../src/service/iterative-lookup.js'
 import type { PeerInfo } from '@libp2p/interface'
 
 describe('randomNodes', () => {

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
-import { KadDiscovery } from '../src/discovery.js'
-import { kadDiscovery } from '../src/index.js'
-import { captureComponents, TestNodes, waitFor } from './utils/libp2p.js'
-import { FAST } from './utils/network.js'
-import type { KadDiscoveryComponents } from '../src/discovery.js'
-import type { KadDiscoveryInit } from '../src/index.js'
+import { kadDiscovery } from '../../src/index.js'
+import { KadDiscovery } from '../../src/service/discovery.js'
+import { captureComponents, TestNodes, waitFor } from '../utils/libp2p.js'
+import { FAST } from '../utils/network.js'
+import type { KadDiscoveryInit } from '../../src/index.js'
+import type { KadDiscoveryComponents } from '../../src/service/discovery.js'
 import type { Libp2p } from '@libp2p/interface'
 
 /** The service's private parts these tests look at or steer. */

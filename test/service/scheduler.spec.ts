@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { setTimeout as delay } from 'node:timers/promises'
-import { Scheduler } from '../src/scheduler.js'
-import { waitFor } from './utils/libp2p.js'
+import { Scheduler } from '../../src/service/scheduler.js'
+import { waitFor } from '../utils/libp2p.js'
 
 describe('Scheduler', () => {
   it('runs a task when due, never twice at once, and re-arms it from the end of each run', async () => {

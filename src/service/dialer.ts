@@ -2,11 +2,11 @@ import { setMaxListeners, TimeoutError } from '@libp2p/interface'
 import {
   DIAL_IP_LIMIT, DIAL_SUBNET, DIAL_TAG, DIAL_TAG_RENEW_INTERVAL, DIAL_TAG_TTL, DIAL_TAG_VALUE, IPV6_SUBNET, MAX_DIAL_BACKOFF,
   MAX_DIAL_HISTORY, MIN_IDLE_PULL_DELAY
-} from './constants.js'
-import { deadline } from './protocol/deadline.js'
-import { DistinctNetSet, netAddressOf } from './table/ip-limits.js'
+} from '../constants.js'
+import { deadline } from '../protocol/deadline.js'
+import { DistinctNetSet, netAddressOf } from '../table/ip-limits.js'
 import type { AutoDialInit } from './init.js'
-import type { NetAddress } from './table/ip-limits.js'
+import type { NetAddress } from '../table/ip-limits.js'
 import type { AbortOptions, ComponentLogger, Connection, Libp2pEvents, Logger, PeerId, PeerInfo, PeerStore, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 

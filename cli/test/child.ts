@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { ChildProcess } from 'node:child_process'
 
-/** The built CLI: this file runs as dist/test/cli/child.js. */
-export const CLI = fileURLToPath(new URL('../../src/cli/index.js', import.meta.url))
+/** The built CLI: this file runs as dist/test/child.js. */
+export const CLI = fileURLToPath(new URL('../src/index.js', import.meta.url))
 
 /** How a CLI process ended. */
 export interface Exit {
@@ -14,7 +14,7 @@ export interface Exit {
 }
 
 /**
- * One `node dist/src/cli/index.js …` process, its output collected as it comes. Killed
+ * One `node dist/src/index.js …` process, its output collected as it comes. Killed
  * (SIGKILL) after `limit` ms whatever happens, so no test can hang on it.
  */
 export class Cli {
