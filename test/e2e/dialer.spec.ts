@@ -25,6 +25,11 @@ async function sleep (ms: number): Promise<void> {
   await new Promise(resolve => setTimeout(resolve, ms))
 }
 
+/** How long the next idle wait of a node's auto-dialer will be, ms: doubled as each wait begins. */
+function nextIdleWait (node: DiscoveryNode): number {
+  return (dialerOf(node) as unknown as { idleDelay: number }).idleDelay
+}
+
 /** Counts the lookups a node's service runs from now on (refreshes, user and random lookups alike). */
 function countLookups (node: DiscoveryNode): { count: number } {
   const counter = { count: 0 }
@@ -90,8 +95,10 @@ describe('the auto-dialer on real libp2p nodes', function () {
     const network = await startNetwork(nodes, 6, defaults)
     // every pair connected, by a dialer or by requests: nobody is left to dial
     await waitFor(() => network.every(node => network.every(peer => peer === node || node.getConnections(peer.peerId).length > 0)), 'every pair connected', 60_000)
-    // settled: the dialer's idle wait has doubled past 30 s (1 + 2 + … + 32 s)
-    await sleep(60_000)
+    // settled: every dialer has begun an idle wait of 32 s (after 1 + 2 + … + 16 s of waits
+    // that found nothing), so the minute below holds at most one pull past the table. Waited
+    // for, not slept: the waits start over whenever a node enters a table
+    await waitFor(() => network.every(node => nextIdleWait(node) >= 64_000), 'every dialer to wait 32 s between pulls', 90_000)
     const counters = network.map(countLookups)
     const before = network.map(requestsSent)
     await sleep(60_000)
