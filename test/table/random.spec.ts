@@ -15,6 +15,14 @@ describe('random', () => {
       assert.equal(random.int(1), 0)
     })
 
+    it('draws from a wide range without rejecting most draws', () => {
+      const random = cryptoRandom()
+      for (let i = 0; i < 20; i++) {
+        const value = random.int(0x10000)
+        assert.ok(Number.isInteger(value) && value >= 0 && value < 0x10000, `${value}`)
+      }
+    })
+
     it('draws n random bytes', () => {
       const bytes = cryptoRandom().bytes(32)
       assert.equal(bytes.length, 32)
