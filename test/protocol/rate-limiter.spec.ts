@@ -50,6 +50,15 @@ describe('RateLimiter', () => {
     assert.equal(limiter.take('b'), 'ok', 'b was dropped and starts afresh')
   })
 
+  it('refuses a bucket with burst below 1 or a negative refill, naming the values', () => {
+    for (const bad of [{ burst: 0, perSecond: 1 }, { burst: 1, perSecond: -1 }, { burst: Number.NaN, perSecond: 1 }, { burst: 1, perSecond: Number.NaN }]) {
+      const message = new RegExp(`burst ≥ 1 and perSecond ≥ 0, got ${bad.burst} / ${bad.perSecond}`)
+      assert.throws(() => new RateLimiter({ perPeer: bad }), { name: 'InvalidParametersError', message })
+      assert.throws(() => new RateLimiter({ global: bad }), { name: 'InvalidParametersError', message })
+    }
+    assert.doesNotThrow(() => new RateLimiter({ perPeer: { burst: 1, perSecond: 0 }, global: { burst: 1, perSecond: 0 } }))
+  })
+
   it('has documented defaults', () => {
     assert.deepEqual(DEFAULT_PER_PEER, { burst: 64, perSecond: 16 })
     assert.deepEqual(DEFAULT_GLOBAL, { burst: 2048, perSecond: 1024 })

@@ -3,6 +3,7 @@ import { parseIP } from '@chainsafe/is-ip/parse'
 import { multiaddr } from '@multiformats/multiaddr'
 import { checkRelayAddr, checkRelayIP, ipOf, isSpecialNetwork, relayableAddrs, relayPeerOf } from '../../src/protocol/relay.js'
 import { lanNetworkOf, localNameKind } from '../../src/table/ip-limits.js'
+import type { RelayPeer } from '../../src/protocol/relay.js'
 
 function ip (text: string): Uint8Array {
   const bytes = parseIP(text)
@@ -70,6 +71,26 @@ describe('relay rules', () => {
       assert.equal(ipOf(multiaddr('/dns4/example.org/tcp/1')), undefined)
       assert.equal(ipOf(multiaddr('/memory/a')), undefined)
     })
+
+    it('reads nothing from a name or memory address that looks like an IP, nor from a bare zone', () => {
+      assert.equal(ipOf(multiaddr('/dns4/1.2.3.4/tcp/1')), undefined)
+      assert.equal(ipOf(multiaddr('/memory/1.2.3.4')), undefined)
+      assert.equal(ipOf(multiaddr('/ip6zone/eth0')), undefined)
+    })
+
+    it('keeps an IPv6 address whole unless all of ::ffff:0:0/96 says 4-in-6', () => {
+      for (const text of ['2001:db8::ffff:102:304', '::ff:102:304', '::ff00:102:304', '::1']) {
+        assert.equal(ipOf(multiaddr(`/ip6/${text}/tcp/1`))?.length, 16, text)
+      }
+    })
+  })
+
+  describe('relayPeerOf', () => {
+    it('reads the IP of a connection and whether it is in-process', () => {
+      assert.deepEqual(relayPeerOf(multiaddr('/ip4/23.55.1.242/tcp/1')), { ip: ip('23.55.1.242'), inProcess: false })
+      assert.deepEqual(relayPeerOf(multiaddr('/memory/x')), { ip: undefined, inProcess: true })
+      assert.deepEqual(relayPeerOf(multiaddr('/')), { ip: undefined, inProcess: false })
+    })
   })
 
   describe('relayableAddrs', () => {
@@ -84,10 +105,18 @@ describe('relay rules', () => {
   })
 
   describe('checkRelayAddr', () => {
-    const publicHost = relayPeerOf(multiaddr('/ip4/23.55.1.242/tcp/1'))
-    const lanHost = relayPeerOf(multiaddr('/ip4/192.168.0.1/tcp/1'))
-    const loopbackHost = relayPeerOf(multiaddr('/ip4/127.0.0.1/tcp/1'))
-    const inProcess = relayPeerOf(multiaddr('/memory/x'))
+    // built in each test, not when the file loads, so that a mutant of relayPeerOf
+    // (switched on only while tests run) reaches them
+    let publicHost: RelayPeer
+    let lanHost: RelayPeer
+    let loopbackHost: RelayPeer
+    let inProcess: RelayPeer
+    beforeEach(() => {
+      publicHost = relayPeerOf(multiaddr('/ip4/23.55.1.242/tcp/1'))
+      lanHost = relayPeerOf(multiaddr('/ip4/192.168.0.1/tcp/1'))
+      loopbackHost = relayPeerOf(multiaddr('/ip4/127.0.0.1/tcp/1'))
+      inProcess = relayPeerOf(multiaddr('/memory/x'))
+    })
 
     it('passes memory addresses over in-process connections only', () => {
       assert.equal(inProcess.inProcess, true)
@@ -105,6 +134,12 @@ describe('relay rules', () => {
       assert.equal(checkRelayAddr(inProcess, multiaddr('/dns4/printer.local/tcp/1')), 'lan')
       assert.equal(checkRelayAddr(lanHost, multiaddr('/dns4/printer.local/tcp/1')), undefined)
       assert.equal(checkRelayAddr(publicHost, multiaddr('/dns4/boot.example.org/tcp/1')), undefined)
+    })
+
+    it('keeps relay and other addresses without an IP or a name', () => {
+      const relayed = '/p2p/12D3KooWHFrmLWTTDD4NodngtRMEVYgxrsDdp4ZuHjrbwrKEgYXQ/p2p-circuit'
+      assert.equal(checkRelayAddr(publicHost, multiaddr(relayed)), undefined)
+      assert.equal(checkRelayAddr(publicHost, multiaddr('/p2p-circuit')), undefined)
     })
 
     it('judges IP addresses with checkRelayIP, the in-process host as a public one', () => {

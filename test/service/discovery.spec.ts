@@ -8,8 +8,10 @@ import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { kadDiscovery } from '../../src/index.js'
 import { KadDiscovery } from '../../src/service/discovery.js'
+import { seededRandom } from '../../src/table/random.js'
 import { captureComponents, memoryAddress, TestNodes, waitFor } from '../utils/libp2p.js'
 import { FAST } from '../utils/network.js'
+import { fakePeerId, tcpAddr } from '../utils/peers.js'
 import type { KadDiscoveryInit, KadDiscovery as KadDiscoveryService } from '../../src/index.js'
 import type { KadDiscoveryComponents } from '../../src/service/discovery.js'
 import type { Libp2p, PeerId, PeerInfo } from '@libp2p/interface'
@@ -30,18 +32,19 @@ describe('KadDiscovery', function () {
   })
 
   /** A bootnode running the service, and a bare node whose components a test service uses. */
-  async function setup (init: KadDiscoveryInit = {}): Promise<{ service: KadDiscovery, bootnode: PeerInfo }> {
+  async function setup (init: KadDiscoveryInit = {}): Promise<{ service: KadDiscovery, bootnode: PeerInfo, components: KadDiscoveryComponents }> {
     const boot = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
     const host = await nodes.create({ services: { capture: captureComponents() } })
     const bootnode = { id: boot.peerId, multiaddrs: boot.getMultiaddrs() }
-    const service = new KadDiscovery(host.services.capture.components as unknown as KadDiscoveryComponents, {
+    const components = host.services.capture.components as unknown as KadDiscoveryComponents
+    const service = new KadDiscovery(components, {
       ...FAST,
       autoDial: { enabled: false },
       bootnodes: boot.getMultiaddrs(),
       ...init
     })
     services.push(service)
-    return { service, bootnode }
+    return { service, bootnode, components }
   }
 
   describe('peer-discovery compliance', () => {
@@ -86,12 +89,21 @@ describe('KadDiscovery', function () {
       assert.ok(peer.multiaddrs.length > 0)
     })
 
-    it('emits no peer event before start', async () => {
-      const { service } = await setup()
-      let events = 0
-      service.addEventListener('peer', () => { events++ })
-      await delay(300)
-      assert.equal(events, 0)
+    it('emits no peer event before start, though a node enters its table, and does after start', async () => {
+      const { service, bootnode, components } = await setup()
+      const events: PeerInfo[] = []
+      service.addEventListener('peer', evt => { events.push(evt.detail) })
+      // a node enters the table before start, as a seed or a contact would: the announcer
+      // merges it into the peer store, and only a started service may emit it
+      const early = { id: fakePeerId(seededRandom(15)), multiaddrs: [tcpAddr('203.0.113.15')] }
+      const internals = service as unknown as { table: { addFoundNode(node: PeerInfo): unknown } }
+      internals.table.addFoundNode(early)
+      await waitFor(async () => components.peerStore.has(early.id), 'the early node in the peer store')
+      await delay(50)
+      assert.equal(events.length, 0, 'no event before start')
+      await service.start()
+      await service.afterStart()
+      await waitFor(() => events.some(e => e.id.equals(bootnode.id)), 'the bootnode\'s peer event after start')
     })
 
     it('emits no peer event after stop', async () => {
@@ -148,15 +160,35 @@ describe('KadDiscovery', function () {
       const { service } = await setup()
       await service.start()
       await service.afterStart()
+      // the first refresh (afterStart's) is over: the next call starts one, the others join it
+      await service.refresh()
       let refreshes = 0
+      let finished = false
+      let release = (): void => {}
+      const gate = new Promise<void>(resolve => { release = resolve })
       const internals = service as unknown as { doRefresh(): Promise<void> }
       const original = internals.doRefresh.bind(service)
       internals.doRefresh = async () => {
         refreshes++
+        await gate
         await original()
+        finished = true
       }
-      await Promise.all([service.refresh(), service.refresh(), service.refresh()])
-      assert.ok(refreshes <= 1, `${refreshes} refreshes ran`)
+      const returned: boolean[] = []
+      const callers = [1, 2, 3].map(async () => {
+        await service.refresh()
+        returned.push(finished)
+      })
+      try {
+        await delay(100)
+        assert.equal(returned.length, 0, 'no caller returns while the refresh is held')
+        assert.equal(refreshes, 1, 'one refresh runs for three callers')
+      } finally {
+        release()
+      }
+      await Promise.all(callers)
+      assert.equal(refreshes, 1, 'no caller started another')
+      assert.deepEqual(returned, [true, true, true], 'every caller returned after the refresh finished')
     })
 
     it('rejects calls before start with NotStartedError and bad arguments with InvalidParametersError', async () => {

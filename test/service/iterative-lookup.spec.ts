@@ -4,6 +4,7 @@ import { lookup } from '../../src/service/iterative-lookup.js'
 import { keyOf } from '../../src/table/key.js'
 import { seededRandom } from '../../src/table/random.js'
 import { SimulatedNetwork } from '../utils/simulation.js'
+import { fillBucket, nodeAtDistance, publicIP, testTable } from '../utils/table.js'
 import type { LookupInit, LookupNode, QueryFunction } from '../../src/service/iterative-lookup.js'
 import type { PeerInfo } from '@libp2p/interface'
 
@@ -163,6 +164,30 @@ describe('lookup', () => {
     const result = await lookup({ table, alpha: 3, bucketSize: 16, query: sim.query }, random.bytes(32))
     assert.deepEqual(result.closest, [])
     assert.equal(result.queries, 0)
+  })
+
+  it('asks exactly the bucketSize closest nodes in one round when none knows anyone closer', async () => {
+    const { table, random: r } = testTable({}, 31)
+    // 16 seeds at log distance 255 from self; the first to answer names 4 nodes farther off
+    fillBucket(table, 15, r, 16)
+    const farther = Array.from({ length: 4 }, (_, i) => nodeAtDistance(table, 256, publicIP(1000 + i), r))
+    let answers = 0
+    const query: QueryFunction = async () => answers++ === 0 ? farther : []
+    const result = await lookup({ table, alpha: 3, bucketSize: 16, query }, table.selfKey)
+    assert.equal(result.queries, 16, 'the 16 closest, not one more')
+    assert.equal(result.empty, 15)
+    assert.equal(result.rounds, 1)
+    assert.equal(result.closest.length, 16)
+  })
+
+  it('counts as rounds the longest chain of requests that waited on an earlier answer', async () => {
+    const { table, random: r } = testTable({}, 32)
+    const [seed] = fillBucket(table, 16, r, 1)
+    const learned = nodeAtDistance(table, 255, publicIP(2000), r)
+    const query: QueryFunction = async node => node.id.equals(seed!.id) ? [learned] : []
+    const result = await lookup({ table, alpha: 3, bucketSize: 16, query }, table.selfKey)
+    assert.equal(result.queries, 2)
+    assert.equal(result.rounds, 2, 'the seed answered in round 1, the node it named in round 2')
   })
 
   it('rejects when aborted', async () => {

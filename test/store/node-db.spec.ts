@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict'
+import { defaultLogger } from '@libp2p/logger'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Key } from 'interface-datastore'
 import { hour, minute, NODE_EXPIRATION, SEED_MIN_TABLE_TIME } from '../../src/constants.js'
+import { NodeDB } from '../../src/store/node-db.js'
 import { NodeRecord } from '../../src/store/pb/record.js'
 import { seededRandom } from '../../src/table/random.js'
-import { DATASTORE_KINDS, openNodeDB, tableNode } from '../utils/datastore.js'
+import { DATASTORE_KINDS, memoryDatastore, openNodeDB, tableNode } from '../utils/datastore.js'
 import { fakePeerId, tcpAddr } from '../utils/peers.js'
+import type { NodeDBInit } from '../../src/store/node-db.js'
 import type { TestDatastore } from '../utils/datastore.js'
 import type { PeerInfo } from '@libp2p/interface'
 
@@ -369,3 +372,87 @@ for (const kind of DATASTORE_KINDS) {
     })
   })
 }
+
+describe('NodeDB arguments and edge cases', () => {
+  let store: TestDatastore
+
+  beforeEach(async () => {
+    store = await memoryDatastore()
+  })
+
+  it('refuses a bad init, naming the setting', () => {
+    const make = (init: Partial<NodeDBInit>): NodeDB => new NodeDB({ datastore: store.datastore, logger: defaultLogger() }, { clock: () => 0, random: seededRandom(1), ...init })
+    assert.throws(() => make({ nodeExpiration: -1 }), { name: 'InvalidParametersError', message: /^nodeExpiration must be a finite non-negative number/ })
+    assert.throws(() => make({ seedMinTableTime: Number.NaN }), { name: 'InvalidParametersError', message: /^seedMinTableTime must be/ })
+    assert.throws(() => make({ maxPendingNodes: -1 }), { name: 'InvalidParametersError', message: /^maxPendingNodes must be a non-negative integer/ })
+    assert.throws(() => make({ maxPendingNodes: 1.5 }), { name: 'InvalidParametersError' })
+    assert.doesNotThrow(() => make({ nodeExpiration: 0, seedMinTableTime: 0, maxPendingNodes: 0 }))
+  })
+
+  it('takes times, counts and ages of 0 and refuses negative ones, naming the argument', async () => {
+    const { db } = await openNodeDB(store.datastore)
+    const id = fakePeerId(seededRandom(2))
+    await db.updateLastPongReceived(id, 0)
+    await db.updateLastPingSent(id, 0)
+    await db.updateFindFails(id, 0)
+    await db.updateFindFails(id, 0xffffffff)
+    assert.equal(await db.findFails(id), 0xffffffff)
+    await assert.rejects(db.updateLastPongReceived(id, -1), { name: 'InvalidParametersError', message: /^time must be/ })
+    await assert.rejects(db.updateLastPingSent(id, -1), { name: 'InvalidParametersError', message: /^time must be/ })
+    await assert.rejects(db.updateFindFails(id, -1), { name: 'InvalidParametersError', message: /^fails must be an integer in \[0, 2\^32\)/ })
+    await assert.rejects(db.updateFindFails(id, 0x100000000), { name: 'InvalidParametersError' })
+    await assert.rejects(db.expireNodes(-1), { name: 'InvalidParametersError', message: /^now must be/ })
+    await assert.rejects(db.copyLiveNodes([], -1), { name: 'InvalidParametersError', message: /^now must be/ })
+    await assert.rejects(db.querySeeds(-1, 0), { name: 'InvalidParametersError', message: /^n must be a non-negative integer/ })
+    await assert.rejects(db.querySeeds(1, -1), { name: 'InvalidParametersError', message: /^maxAge must be a non-negative number/ })
+  })
+
+  it('counts a FIND_NODE answer as a pong when told when, and only then', async () => {
+    const { db } = await openNodeDB(store.datastore)
+    const id = fakePeerId(seededRandom(3))
+    assert.equal(await db.recordFindnode(id, true), 0)
+    assert.equal(await db.lastPongReceived(id), 0)
+    assert.equal(await db.recordFindnode(id, true, 1234), 0)
+    assert.equal(await db.lastPongReceived(id), 1234)
+    await assert.rejects(db.recordFindnode(id, true, -1), { name: 'InvalidParametersError', message: /^pongAt must be/ })
+  })
+
+  it('refuses to store a node without addresses, or the local node', async () => {
+    const self = fakePeerId(seededRandom(4))
+    const { db } = await openNodeDB(store.datastore, { self })
+    await assert.rejects(db.updateNode({ id: fakePeerId(seededRandom(5)), multiaddrs: [] }), { name: 'InvalidParametersError', message: /at least one multiaddr/ })
+    await assert.rejects(db.updateNode({ id: self, multiaddrs: [tcpAddr('51.15.0.1')] }), { name: 'InvalidParametersError', message: /never stored/ })
+  })
+
+  it('returns a node that answered exactly maxAge ago, and takes maxAge 0', async () => {
+    const { db, clock } = await openNodeDB(store.datastore)
+    await db.copyLiveNodes([tableNode(seededRandom(6), 1)], clock())
+    assert.equal((await db.querySeeds(1, 0)).length, 1)
+    clock.now += hour
+    assert.equal((await db.querySeeds(1, hour)).length, 1)
+  })
+
+  it('copies no live node that has no address', async () => {
+    const { db } = await openNodeDB(store.datastore)
+    assert.equal(await db.copyLiveNodes([tableNode(seededRandom(7), 1, { addrs: [] })]), 0)
+    assert.equal(await db.size(), 0)
+  })
+
+  it('counts a schema reset only when there was something to reset', async () => {
+    const fresh = await openNodeDB(store.datastore)
+    assert.equal(fresh.db.stats.schemaResets, 0, 'a first start is no reset')
+    const other = await memoryDatastore()
+    await other.datastore.put(new Key('/kad-discovery/version'), new TextEncoder().encode('0'))
+    const old = await openNodeDB(other.datastore)
+    assert.equal(old.db.stats.schemaResets, 1, 'another version, though nothing else was stored')
+  })
+
+  it('counts an undecodable record found by expireNodes as undecodable', async () => {
+    const { db } = await openNodeDB(store.datastore)
+    await store.datastore.put(new Key(`/kad-discovery/nodes/${fakePeerId(seededRandom(8)).toString()}`), Uint8Array.of(0xff, 0xff, 0xff))
+    await db.expireNodes()
+    assert.equal(db.stats.undecodable, 1)
+    assert.equal(db.stats.invalidMultiaddr, 0)
+    assert.equal(await db.size(), 0)
+  })
+})

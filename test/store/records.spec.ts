@@ -54,6 +54,15 @@ describe('node records', () => {
       assert.equal(decodeFields(huge), CorruptReason.Malformed)
     })
 
+    it('takes every time up to 2^53 - 1 ms, firstSeen included, and no time past it', () => {
+      const max = BigInt(Number.MAX_SAFE_INTEGER)
+      const sound = NodeRecord.decode(encodeFields(fields()))
+      for (const field of ['lastPingSent', 'lastPongReceived', 'firstSeen'] as const) {
+        assert.equal(typeof decodeFields(NodeRecord.encode({ ...sound, [field]: max })), 'object', `${field} = 2^53 - 1`)
+        assert.equal(decodeFields(NodeRecord.encode({ ...sound, [field]: max + 1n })), CorruptReason.Malformed, `${field} = 2^53`)
+      }
+    })
+
     it(`refuses a record of more than ${MAX_RECORD_ADDRS} addresses`, () => {
       const addrs = Array.from({ length: MAX_RECORD_ADDRS + 1 }, () => tcpAddr('51.15.0.1').bytes)
       const value = NodeRecord.encode({ addrs, lastPingSent: 0n, lastPongReceived: 0n, findFails: 0, firstSeen: 1n })

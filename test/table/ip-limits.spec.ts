@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { parseIP } from '@chainsafe/is-ip/parse'
 import { multiaddr } from '@multiformats/multiaddr'
-import { DistinctNetSet, isLAN, isLoopback, netAddressOf } from '../../src/table/ip-limits.js'
+import { DistinctNetSet, isLAN, isLoopback, lanNetworkOf, netAddressKey, netAddressOf } from '../../src/table/ip-limits.js'
 import type { NetAddress, NetLimits } from '../../src/table/ip-limits.js'
 
 function ip (text: string): Uint8Array {
@@ -75,6 +75,46 @@ describe('ip-limits', () => {
     it('groups nodes with neither IP, DNS nor memory addresses by protocol', () => {
       assert.deepEqual(netAddressOf([multiaddr('/p2p-circuit')]), { kind: 'other', name: 'p2p-circuit' })
     })
+
+    it('skips an empty multiaddr, and groups a node with nothing else as unknown', () => {
+      assert.deepEqual(netAddressOf([multiaddr('/'), multiaddr('/ip4/51.15.1.2/tcp/1')]), { kind: 'ip', family: 4, bytes: ip('51.15.1.2') })
+      assert.deepEqual(netAddressOf([multiaddr('/')]), { kind: 'other', name: 'unknown' })
+    })
+
+    it('reads a DNS name without its trailing dot', () => {
+      assert.deepEqual(netAddressOf([multiaddr('/dns4/a.example.com./tcp/1')]), { kind: 'domain', domain: 'example.com' })
+    })
+
+    it('counts an IPv6 address as IPv6 unless all of ::ffff:0:0/96 says 4-in-6', () => {
+      for (const text of ['2001:db8::ffff:102:304', '::ff:102:304', '::ff00:102:304', '::102:304']) {
+        assert.equal((net(text) as { family: number }).family, 6, text)
+      }
+    })
+  })
+
+  describe('lanNetworkOf', () => {
+    it('names the IPv4 range of a 4-in-6 address', () => {
+      assert.equal(lanNetworkOf(ip('::ffff:192.168.1.1')), '192.168/16')
+    })
+
+    it('never matches an IPv6 address against an IPv4 range, nor the reverse', () => {
+      assert.equal(lanNetworkOf(ip('a00::1')), undefined)
+      assert.equal(lanNetworkOf(ip('254.128.0.1')), undefined)
+    })
+  })
+
+  describe('netAddressKey', () => {
+    it('is distinct for each kind and each address', () => {
+      const keys = [
+        netAddressKey(net('1.23.4.5')),
+        netAddressKey(net('12.3.4.5')),
+        netAddressKey({ kind: 'domain', domain: 'example.com' }),
+        netAddressKey({ kind: 'other', name: 'example.com' }),
+        netAddressKey({ kind: 'other', name: 'p2p-circuit' }),
+        netAddressKey({ kind: 'memory' })
+      ]
+      assert.deepEqual(keys, ['ip4/1.23.4.5', 'ip4/12.3.4.5', 'dns/example.com', 'other/example.com', 'other/p2p-circuit', 'memory'])
+    })
   })
 
   describe('DistinctNetSet', () => {
@@ -130,6 +170,25 @@ describe('ip-limits', () => {
       for (let i = 0; i < 10; i++) {
         assert.equal(set.add({ kind: 'memory' }), true)
       }
+    })
+
+    it('names the group each kind of address is counted under, or none when exempt', () => {
+      const lan = new DistinctNetSet(limits)
+      const strict = new DistinctNetSet({ ...limits, allowLan: false })
+      assert.equal(lan.groupOf(net('51.15.1.2')), 'ip4/33.f.1/24')
+      assert.equal(lan.groupOf({ kind: 'domain', domain: 'example.com' }), 'dns/example.com')
+      assert.equal(lan.groupOf({ kind: 'domain', domain: 'printer.local' }), undefined)
+      assert.equal(strict.groupOf({ kind: 'domain', domain: 'printer.local' }), 'dns/printer.local')
+      assert.equal(lan.groupOf({ kind: 'other', name: 'p2p-circuit' }), 'other/p2p-circuit')
+      assert.equal(lan.groupOf({ kind: 'memory' }), undefined)
+    })
+
+    it('cuts a subnet prefix that is not a whole number of bytes inside its last byte', () => {
+      const set = new DistinctNetSet({ ...limits, ipv4Subnet: 20, limit: 1 })
+      assert.equal(set.add(net('51.15.16.1')), true)
+      assert.equal(set.add(net('51.15.31.1')), false, '16-31 share a /20')
+      assert.equal(set.add(net('51.15.32.1')), true)
+      assert.equal(set.groupOf(net('51.15.31.1')), 'ip4/33.f.10/20')
     })
   })
 })

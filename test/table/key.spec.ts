@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { distanceCompare, keyAtDistance, keyOf, logDistance, xor } from '../../src/table/key.js'
+import { distanceCompare, keyAtDistance, keyOf, keysEqual, logDistance, xor } from '../../src/table/key.js'
 import { seededRandom } from '../../src/table/random.js'
 import { fakePeerId } from '../utils/peers.js'
 
@@ -14,6 +14,19 @@ describe('key', () => {
       const peerId = fakePeerId(seededRandom(1))
       const expected = createHash('sha256').update(peerId.toMultihash().bytes).digest()
       assert.deepEqual(Buffer.from(keyOf(peerId)), expected)
+    })
+
+    it('hashes a PeerId once: the second call returns the same key object', () => {
+      const peerId = fakePeerId(seededRandom(2))
+      assert.equal(keyOf(peerId), keyOf(peerId))
+    })
+  })
+
+  describe('keysEqual', () => {
+    it('is true for equal bytes only, and false for keys of different lengths', () => {
+      assert.equal(keysEqual(Uint8Array.of(1, 2, 3), Uint8Array.of(1, 2, 3)), true)
+      assert.equal(keysEqual(Uint8Array.of(1, 2, 3), Uint8Array.of(1, 2, 4)), false)
+      assert.equal(keysEqual(Uint8Array.of(1, 2), Uint8Array.of(1, 2, 3)), false)
     })
   })
 
@@ -68,6 +81,24 @@ describe('key', () => {
       for (let d = 0; d <= 256; d++) {
         assert.equal(logDistance(base, keyAtDistance(base, d, random.bytes(32))), d)
       }
+    })
+
+    it('returns a copy of the base at distance 0', () => {
+      const base = seededRandom(6).bytes(32)
+      const key = keyAtDistance(base, 0, new Uint8Array(32).fill(0xff))
+      assert.deepEqual(key, base)
+      assert.notEqual(key, base)
+    })
+
+    it('takes every bit below the highest differing one from the random bytes', () => {
+      const base = new Uint8Array(32)
+      const random = new Uint8Array(32).fill(0xab)
+      // distance 5: bit 4 of the last byte flips, bits 0-3 are random
+      assert.deepEqual(keyAtDistance(base, 5, random), Uint8Array.of(...new Array(31).fill(0), 0x10 | (0xab & 0x0f)))
+      // distance 193: bit 0 of byte 7 flips, bytes 8-31 are random
+      const key = keyAtDistance(base, 193, random)
+      assert.deepEqual(key.subarray(0, 8), Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0x01))
+      assert.deepEqual(key.subarray(8), random.subarray(8))
     })
   })
 })

@@ -46,6 +46,15 @@ describe('Table', () => {
       assert.deepEqual(table.bucketIpCounts(16).find(([group]) => group.startsWith('ip4/3c.9.9'))?.[1], 2)
     })
 
+    it('takes only the seq of a newer record that names the same addresses, and reports nothing', () => {
+      const updated: string[] = []
+      const { table, random } = testTable({ onNodeUpdated: node => { updated.push(node.id.toString()) } })
+      const [node] = fillBucket(table, 16, random, 1)
+      assert.equal(table.updateFromRecord({ id: node!.id, multiaddrs: node!.multiaddrs, recordSeq: 3n }), AddResult.Present)
+      assert.equal(table.getNode(node!.id)?.recordSeq, 3n)
+      assert.deepEqual(updated, [])
+    })
+
     it('adds a node it does not hold as a found node, keeping its seq', () => {
       const { table, random } = testTable()
       const [node] = fillBucket(table, 16, random, 1)

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { seededRandom } from '../../src/table/random.js'
+import { cryptoRandom, seededRandom } from '../../src/table/random.js'
 import { nextRevalidateDelay, RevalidationOutcome } from '../../src/table/revalidation.js'
 import { checkInvariants, fillBucket, nodeAtDistance, publicIP, testTable } from '../utils/table.js'
 import type { Table } from '../../src/table/table.js'
@@ -75,6 +75,12 @@ describe('revalidation', () => {
       })
     }
   }
+
+  it('picks no bucket when every bucket is empty, without drawing from an empty range', () => {
+    // cryptoRandom().int(0) would never return: the empty case must not draw
+    const { table } = testTable({ random: cryptoRandom() })
+    assert.equal(table.nodeToRevalidate(), undefined)
+  })
 
   it('does nothing when the checked node is no longer the last entry', () => {
     const { table, random } = testTable()

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
 import { multiaddr } from '@multiformats/multiaddr'
+import { sameAddrs, sameNet } from '../../src/table/bucket.js'
+import { netAddressOf } from '../../src/table/ip-limits.js'
 import { keyOf, logDistance } from '../../src/table/key.js'
+import { RevalidationOutcome } from '../../src/table/revalidation.js'
 import { AddResult, RemoveReason } from '../../src/table/types.js'
 import { tcpAddr } from '../utils/peers.js'
 import { checkInvariants, distanceOfBucket, fillBucket, nodeAtDistance, publicIP, testTable } from '../utils/table.js'
@@ -19,6 +22,13 @@ describe('Table', () => {
       for (let d = 241; d <= 256; d++) {
         assert.equal(table.bucketAtDistance(d), d - 240)
       }
+    })
+
+    it('names the log distances each bucket covers', () => {
+      const { table } = testTable()
+      assert.deepEqual(table.bucketDistances(0), [1, 240])
+      assert.deepEqual(table.bucketDistances(1), [241, 241])
+      assert.deepEqual(table.bucketDistances(16), [256, 256])
     })
 
     it('files a node in the bucket of its log distance from self', () => {
@@ -249,6 +259,81 @@ describe('Table', () => {
       const nodes = fillBucket(table, 16, random, 3)
       assert.equal(table.dropFailedNode(nodes[0]!.id), false)
       assert.equal(table.size, 3)
+    })
+  })
+
+  describe('delete', () => {
+    it('says whether the node was there', () => {
+      const { table, random } = testTable()
+      const [node] = fillBucket(table, 16, random, 1)
+      assert.equal(table.delete(node!.id), true)
+      assert.equal(table.delete(node!.id), false)
+    })
+  })
+
+  describe('initDone', () => {
+    it('is false until setInitDone', () => {
+      const { table } = testTable()
+      assert.equal(table.initDone, false)
+      table.setInitDone()
+      assert.equal(table.initDone, true)
+    })
+  })
+
+  describe('closest', () => {
+    it('ranks by distance alone unless asked to prefer live nodes', () => {
+      const { table, random } = testTable()
+      // bucket 15 holds log distance 255, closer to self than bucket 16's 256
+      const [near] = fillBucket(table, 15, random, 1)
+      const [far] = fillBucket(table, 16, random, 1)
+      // only the far one passes a liveness check
+      table.revalidated(table.getNode(far!.id)!, true)
+      assert.deepEqual(ids(table.closest(table.selfKey, 1)), [near!.id.toString()])
+      assert.deepEqual(ids(table.closest(table.selfKey, 2)), [near!.id.toString(), far!.id.toString()])
+      assert.deepEqual(ids(table.closest(table.selfKey, 1, { preferLive: true })), [far!.id.toString()])
+    })
+  })
+
+  describe('views', () => {
+    it('counts entries per bucket, and no IP counts for a bucket it does not have', () => {
+      const { table, random } = testTable()
+      fillBucket(table, 16, random, 2)
+      fillBucket(table, 3, random, 1)
+      const fill = table.bucketFill()
+      assert.equal(fill.length, 17)
+      assert.equal(fill[16], 2)
+      assert.equal(fill[3], 1)
+      assert.equal(fill.reduce((a, b) => a + b), 3)
+      assert.deepEqual(table.bucketIpCounts(99), [])
+    })
+  })
+
+  describe('revalidated', () => {
+    it('does nothing for a dead node whose bucket emptied meanwhile', () => {
+      const { table, random } = testTable()
+      const [node] = fillBucket(table, 16, random, 1)
+      const checked = table.nodeToRevalidate()!.node
+      table.delete(node!.id)
+      assert.equal(table.revalidated(checked, false), RevalidationOutcome.Moved)
+    })
+  })
+
+  describe('sameAddrs and sameNet', () => {
+    const a = tcpAddr('51.15.1.1')
+    const b = tcpAddr('51.15.1.2')
+    const c = tcpAddr('51.15.1.3')
+    const node = (addrs: typeof a[]): TableNode => ({ id: undefined as never, key: new Uint8Array(32), addrs, addedAt: 0, livenessChecks: 0 })
+
+    it('calls addresses the same only when all are equal, in the same order', () => {
+      assert.equal(sameAddrs(node([a, b]), node([a, b])), true)
+      assert.equal(sameAddrs(node([a]), node([a, b])), false)
+      assert.equal(sameAddrs(node([a, b]), node([a, c])), false)
+      assert.equal(sameAddrs(node([a, b]), node([b, a])), false)
+    })
+
+    it('calls net addresses the same when they count as the same', () => {
+      assert.equal(sameNet(netAddressOf([a])!, netAddressOf([a])!), true)
+      assert.equal(sameNet(netAddressOf([a])!, netAddressOf([b])!), false)
     })
   })
 
