@@ -46,35 +46,35 @@ describe('KadDiscovery background work', function () {
     return nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
   }
 
+  /** A started service whose load gauge reads `load.overloaded`, held so until the test says. */
+  async function startHeld (): Promise<{ service: KadDiscovery, internals: Internals, load: { overloaded: boolean } }> {
+    const { service, internals } = await serviceWith(await bootnode(), { bucketRefresh: false })
+    const load = { overloaded: true }
+    internals.load = { overloaded: () => load.overloaded }
+    await service.start()
+    await service.afterStart()
+    return { service, internals, load }
+  }
+
   describe('while our own event loop is overloaded', () => {
     it('puts off revalidation, and pings once the loop calms down', async () => {
-      const boot = await bootnode()
-      const { service, internals } = await serviceWith(boot, { bucketRefresh: false })
-      let overloaded = true
-      internals.load = { overloaded: () => overloaded }
-      await service.start()
-      await service.afterStart()
+      const { internals, load } = await startHeld()
       await waitFor(() => (internals.client.stats['received.NODES'] ?? 0) > 0, 'the self lookup\'s answer', 5000)
       // revalidateInterval is 200 ms: unloaded, a second holds several pings
       await new Promise(resolve => setTimeout(resolve, 1000))
       assert.equal(internals.client.stats['sent.PING'] ?? 0, 0)
       assert.ok(internals.deferred > 0, 'revalidation waited')
-      overloaded = false
+      load.overloaded = false
       await waitFor(() => (internals.client.stats['sent.PING'] ?? 0) > 0, 'a ping once calm', 5000)
     })
 
     it('puts off the refresh\'s random lookups after the self lookup, not the self lookup', async () => {
-      const boot = await bootnode()
-      const { service, internals } = await serviceWith(boot, { bucketRefresh: false })
-      let overloaded = true
-      internals.load = { overloaded: () => overloaded }
-      await service.start()
-      await service.afterStart()
+      const { service, internals, load } = await startHeld()
       await waitFor(() => (internals.client.stats['sent.FIND_NODE'] ?? 0) > 0, 'the self lookup', 5000)
       const afterSelf = internals.client.stats['sent.FIND_NODE'] ?? 0
       await new Promise(resolve => setTimeout(resolve, 1000))
       assert.equal(internals.client.stats['sent.FIND_NODE'] ?? 0, afterSelf, 'no random lookup while overloaded')
-      overloaded = false
+      load.overloaded = false
       await service.refresh()
       assert.ok((internals.client.stats['sent.FIND_NODE'] ?? 0) > afterSelf, 'the random lookups ran once calm')
     })
@@ -96,20 +96,15 @@ describe('KadDiscovery background work', function () {
 
   describe('initDone', () => {
     it('accepts nodes that contact it as soon as the self lookup is done, while the rest of the refresh runs', async () => {
-      const boot = await bootnode()
-      const { service, internals } = await serviceWith(boot, { bucketRefresh: false })
       // the refresh's random lookups wait for calm: the refresh is held after its self lookup
-      let overloaded = true
-      internals.load = { overloaded: () => overloaded }
-      await service.start()
-      await service.afterStart()
+      const { internals, load } = await startHeld()
       await waitFor(() => (internals.client.stats['received.NODES'] ?? 0) > 0, 'the self lookup\'s answer', 5000)
       await new Promise(resolve => setTimeout(resolve, 100))
       const caller = await bootnode()
       // a node that contacts us: an inbound contact (geth addInboundNode) is refused before initDone
       const result = internals.table.addInboundNode({ id: caller.peerId, multiaddrs: caller.getMultiaddrs() })
       assert.notEqual(internals.table.getNode(caller.peerId), undefined, `refused with ${String(result)}`)
-      overloaded = false
+      load.overloaded = false
     })
   })
 
