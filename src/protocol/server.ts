@@ -244,8 +244,9 @@ export class ProtocolServer implements Startable {
    * read still fills the cache for the next answer.
    */
   private async withRecords (chosen: Array<{ node: ClosestNode, addrs: Multiaddr[] }>): Promise<Uint8Array> {
-    const records: Array<Uint8Array<ArrayBuffer> | undefined> = chosen.map(({ node }) => this.records.cached(node.id)?.bytes)
-    const missing = chosen.flatMap(({ node }, i) => this.records.cached(node.id) == null ? [i] : [])
+    const cached = chosen.map(({ node }) => this.records.cached(node.id))
+    const records: Array<Uint8Array<ArrayBuffer> | undefined> = cached.map(c => c?.bytes)
+    const missing = cached.flatMap((c, i) => c == null ? [i] : [])
     if (missing.length > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined
       const reads = missing.map(async i => {
