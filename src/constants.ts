@@ -103,6 +103,16 @@ export const DIAL_TAG_TTL = 30 * minute
 // the tag of a live dialed connection is renewed this often, well inside its TTL
 export const DIAL_TAG_RENEW_INTERVAL = 10 * minute
 /** How long background work (refresh lookups, revalidation, the dialer) waits for an overloaded event loop to calm down before it goes ahead anyway (none in geth). */
-export const MAX_CALM_WAIT = 30 * second
-/** How often a waiting background task looks at the load again (none in geth). */
+export const MAX_CALM_WAIT = 2 * minute
+/** The first wait of a background task before it looks at the load again; it doubles up to MAX_CALM_RECHECK (none in geth). */
 export const CALM_RECHECK = 1 * second
+/** The longest wait between two looks at the load of a waiting background task (none in geth). */
+export const MAX_CALM_RECHECK = 8 * second
+/** The fewest dialed connections the auto-dialer keeps while the node's own event loop is overloaded (none in geth). */
+export const MIN_DIAL_TARGET = 2
+/** An overloaded node halves its dial target at most this often (none in geth). */
+export const DIAL_TARGET_SHRINK_INTERVAL = 10 * second
+/** A node whose event loop is below DIAL_GROW_UTILIZATION raises its dial target by one this often, up to minConnections (none in geth). */
+export const DIAL_TARGET_GROW_INTERVAL = 30 * second
+/** The event-loop utilisation below which a reduced dial target grows again (none in geth). */
+export const DIAL_GROW_UTILIZATION = 0.5

@@ -1,9 +1,11 @@
 import { setMaxListeners, TimeoutError } from '@libp2p/interface'
 import {
-  DIAL_IP_LIMIT, DIAL_SUBNET, DIAL_TAG, DIAL_TAG_RENEW_INTERVAL, DIAL_TAG_TTL, DIAL_TAG_VALUE, IPV6_SUBNET, MAX_DIAL_BACKOFF,
-  MAX_DIAL_HISTORY, MIN_IDLE_PULL_DELAY
+  DIAL_GROW_UTILIZATION, DIAL_IP_LIMIT, DIAL_SUBNET, DIAL_TAG, DIAL_TAG_RENEW_INTERVAL, DIAL_TAG_TTL, DIAL_TAG_VALUE,
+  DIAL_TARGET_GROW_INTERVAL, DIAL_TARGET_SHRINK_INTERVAL, IPV6_SUBNET, MAX_DIAL_BACKOFF, MAX_DIAL_HISTORY, MIN_DIAL_TARGET,
+  MIN_IDLE_PULL_DELAY
 } from '../constants.js'
 import { deadline } from '../protocol/deadline.js'
+import { OVERLOAD_UTILIZATION } from '../protocol/load.js'
 import { DistinctNetSet, netAddressOf } from '../table/ip-limits.js'
 import type { AutoDialInit } from './init.js'
 import type { NetAddress } from '../table/ip-limits.js'
@@ -44,6 +46,11 @@ export interface AutoDialerInit extends Required<AutoDialInit> {
   claimRequestConnection?(connection: Connection): boolean
   /** Waits while the node's own event loop is overloaded (bounded); the service's `whenCalm`. */
   whenCalm?(options: AbortOptions): Promise<void>
+  /**
+   * The node's own event-loop utilisation over the last second, 0 to 1 (the service's load
+   * gauge): the dial target shrinks while it is overloaded and grows back once it is calm.
+   */
+  load?(): number
 }
 
 /** What the auto-dialer did, for tests and metrics. */
@@ -68,6 +75,10 @@ export interface AutoDialerStats {
   idleWaits: number
   /** Times every dialed connection was lost, and the dialer started over from the table. */
   recoveries: number
+  /** Times an overloaded node halved its dial target. */
+  targetShrunk: number
+  /** Dialed connections closed because the target shrank below them. */
+  shed: number
 }
 
 /** A connection the dialer is responsible for: it dialed it, or adopted or claimed it. */
@@ -153,8 +164,11 @@ export class AutoDialer implements Startable {
   private renewal?: Promise<void>
   private wakeLoop?: () => void
   private wakeIdle?: () => void
+  // the dial target: minConnections, less while the node's own event loop is overloaded
+  private currentTarget: number
+  private targetChangedAt = -Infinity
   readonly stats: AutoDialerStats = {
-    dials: 0, connected: 0, failed: 0, skipped: 0, backedOff: 0, subnetFull: 0, adopted: 0, claimed: 0, idleWaits: 0, recoveries: 0
+    dials: 0, connected: 0, failed: 0, skipped: 0, backedOff: 0, subnetFull: 0, adopted: 0, claimed: 0, idleWaits: 0, recoveries: 0, targetShrunk: 0, shed: 0
   }
 
   constructor (components: AutoDialerComponents, init: AutoDialerInit) {
@@ -162,6 +176,7 @@ export class AutoDialer implements Startable {
     this.init = init
     this.log = components.logger.forComponent('libp2p:kad-discovery:dialer')
     this.subnets = this.newSubnets()
+    this.currentTarget = init.minConnections
     this.onConnectionClose = this.onConnectionClose.bind(this)
   }
 
@@ -209,11 +224,22 @@ export class AutoDialer implements Startable {
     this.round.clear()
     this.subnets = this.newSubnets()
     this.idleDelay = MIN_IDLE_PULL_DELAY
+    this.currentTarget = this.init.minConnections
+    this.targetChangedAt = -Infinity
   }
 
   /** How many connections count towards the target (dialed, adopted or claimed, still open). */
   get outbound (): number {
     return this.dialed.size
+  }
+
+  /**
+   * How many dialed connections the dialer keeps now: `minConnections`, halved (down to
+   * `MIN_DIAL_TARGET`) at most every 10 s while the node's own event loop is overloaded,
+   * and raised by one every 30 s while it is below half busy.
+   */
+  get target (): number {
+    return this.currentTarget
   }
 
   /** The connections that count towards the target. */
@@ -302,7 +328,53 @@ export class AutoDialer implements Startable {
     if (connectionManager.getConnections().length + this.dialing.size >= connectionManager.getMaxConnections()) {
       return 0
     }
-    return this.init.minConnections - this.dialed.size - this.dialing.size
+    return this.currentTarget - this.dialed.size - this.dialing.size
+  }
+
+  /**
+   * Fits the dial target to the node's own load. Each dialed connection costs its node a
+   * ping every 10 s (libp2p's connection monitor) and its peer the same, and each dial an
+   * upgrade and identify both ways: an overloaded node (many nodes in one process, a slow
+   * device) halves what it keeps and closes its newest dialed connections above that,
+   * rather than have the monitor abort connections whose pings time out and dial again.
+   * It grows back one at a time once calm, so nodes sharing a process do not all
+   * grow at once.
+   */
+  private fitTarget (): void {
+    const load = this.init.load?.()
+    const floor = this.floor()
+    const now = this.init.now()
+    if (load == null) {
+      return
+    }
+    if (load >= OVERLOAD_UTILIZATION && this.currentTarget > floor && now - this.targetChangedAt >= DIAL_TARGET_SHRINK_INTERVAL) {
+      this.currentTarget = Math.max(floor, Math.floor(this.currentTarget / 2))
+      this.targetChangedAt = now
+      this.stats.targetShrunk++
+      this.log('overloaded (%d%% busy): dial target %d', Math.round(load * 100), this.currentTarget)
+      this.shed()
+    } else if (load < DIAL_GROW_UTILIZATION && this.currentTarget < this.init.minConnections && now - this.targetChangedAt >= DIAL_TARGET_GROW_INTERVAL) {
+      this.currentTarget++
+      this.targetChangedAt = now
+      this.log('calm again: dial target %d', this.currentTarget)
+    }
+  }
+
+  /** The least the dial target shrinks to. */
+  private floor (): number {
+    return Math.min(MIN_DIAL_TARGET, this.init.minConnections)
+  }
+
+  /** Closes the newest dialed connections above the target: the longest-lived peers stay. */
+  private shed (): void {
+    // an entry stays until its connection:close event, which frees its subnet and tag
+    const surplus = [...this.dialed.values()].filter(d => d.connection.status === 'open').slice(this.currentTarget).reverse()
+    for (const { connection } of surplus) {
+      this.stats.shed++
+      // not redialed within dialHistoryExpiration, as any peer just dialed
+      this.remember(connection.remotePeer.toString(), 'dialing')
+      connection.close().catch(err => { connection.abort(err) })
+    }
   }
 
   private async run (signal: AbortSignal): Promise<void> {
@@ -314,12 +386,16 @@ export class AutoDialer implements Startable {
           await this.closeStream(stream)
           stream = this.openStream(signal)
         }
+        this.fitTarget()
         if (this.wanted() <= 0 || this.dialing.size >= this.init.maxParallelDials) {
           await this.waitForChange(signal)
           continue
         }
-        // a saturated process puts off its next dial and the random lookup a pull may start
-        await this.init.whenCalm?.({ signal })
+        // a saturated process puts off its next dial and the random lookup a pull may start,
+        // unless it holds fewer dialed peers than the least it keeps under load
+        if (this.dialed.size + this.dialing.size >= this.floor()) {
+          await this.init.whenCalm?.({ signal })
+        }
         if (signal.aborted) {
           return
         }
@@ -518,7 +594,9 @@ export class AutoDialer implements Startable {
 
   /** Counts in an open outbound connection as dialed, if there is room for it. */
   private take (connection: Connection): boolean {
-    if (this.dialed.size + this.dialing.size >= this.init.minConnections) {
+    // the dialer's loop may be waiting for calm: the target is fitted here too
+    this.fitTarget()
+    if (this.dialed.size + this.dialing.size >= this.currentTarget) {
       return false
     }
     const peer = connection.remotePeer.toString()

@@ -4,7 +4,7 @@ import {
 } from '@libp2p/interface'
 import { anySignal } from 'any-signal'
 import { raceSignal } from 'race-signal'
-import { CALM_RECHECK, KEY_LENGTH, MAX_CALM_WAIT, MIN_RANDOM_LOOKUP_INTERVAL } from '../constants.js'
+import { CALM_RECHECK, KEY_LENGTH, MAX_CALM_RECHECK, MAX_CALM_WAIT, MIN_RANDOM_LOOKUP_INTERVAL } from '../constants.js'
 import { ProtocolClient } from '../protocol/client.js'
 import { LoadGauge } from '../protocol/load.js'
 import { ProtocolServer } from '../protocol/server.js'
@@ -137,7 +137,8 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
         allowLan: this.init.allowLan,
         maxIdleDelay: this.init.refreshInterval,
         claimRequestConnection: connection => this.client.claimConnection(connection),
-        whenCalm: async options => { await this.whenCalm(options) }
+        whenCalm: async options => { await this.whenCalm(options) },
+        load: () => this.load.current()
       })
     }
     this.metrics.register({ table: this.table, dbSize: async () => this.db.size(), now: this.now })
@@ -357,16 +358,19 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
    * Waits while our own event loop is overloaded, at most `MAX_CALM_WAIT`: background work
    * (refresh lookups after the self lookup, revalidation, the dialer's next candidate)
    * asks first, so a saturated process sheds what can wait before the requests users
-   * and peers are waiting for. Never throws: a stop ends the wait and the caller's own
-   * signal check follows.
+   * and peers are waiting for. It looks again after 1 s, then 2, 4 and 8 s, each jittered:
+   * nodes sharing one process do not all go ahead the moment the load dips, which would
+   * saturate it again. Never throws: a stop ends the wait and the caller's own signal
+   * check follows.
    */
   private async whenCalm (options: AbortOptions = {}): Promise<void> {
     const started = this.now()
     const signal = options.signal ?? this.controller.signal
+    let recheck = CALM_RECHECK
     while (this.running && !signal.aborted && this.load.overloaded() && this.now() - started < MAX_CALM_WAIT) {
       this.deferred++
-      // jittered, so that nodes sharing one process do not all go ahead at once
-      await this.scheduler.sleep(CALM_RECHECK / 2 + this.random.int(CALM_RECHECK), { signal }).catch(() => {})
+      await this.scheduler.sleep(recheck / 2 + this.random.int(recheck), { signal }).catch(() => {})
+      recheck = Math.min(recheck * 2, MAX_CALM_RECHECK)
     }
   }
 

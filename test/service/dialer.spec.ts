@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { NotStartedError, TypedEventEmitter } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import { multiaddr } from '@multiformats/multiaddr'
-import { DIAL_TAG, DIAL_TAG_RENEW_INTERVAL, DIAL_TAG_VALUE, MAX_DIAL_BACKOFF, MAX_DIAL_HISTORY } from '../../src/constants.js'
+import { DIAL_TAG, DIAL_TAG_RENEW_INTERVAL, DIAL_TAG_VALUE, MAX_DIAL_BACKOFF, MAX_DIAL_HISTORY, MIN_DIAL_TARGET } from '../../src/constants.js'
 import { AutoDialer } from '../../src/service/dialer.js'
 import { seededRandom } from '../../src/table/random.js'
 import { captureComponents, connect, peerInfoOf, TestNodes, waitFor } from '../utils/libp2p.js'
@@ -660,12 +660,12 @@ describe('AutoDialer', function () {
   })
 
   describe('an overloaded event loop', () => {
-    it('pulls no candidate and dials nobody while the service says its loop is overloaded, and goes on once it calms', async () => {
+    it('dials only up to MIN_DIAL_TARGET while the service says its loop is overloaded, and goes on once it calms', async () => {
       let calm: () => void = () => {}
       let gate = new Promise<void>(resolve => { calm = resolve })
       let waits = 0
       const h = harness(Array.from({ length: 10 }, () => peer()), {
-        minConnections: 3,
+        minConnections: MIN_DIAL_TARGET + 2,
         whenCalm: async () => {
           waits++
           await gate
@@ -673,14 +673,89 @@ describe('AutoDialer', function () {
       })
       h.dialer.start()
       await h.clock.advance(60_000)
-      assert.ok(waits > 0, 'the dialer asked before its first pull')
-      assert.equal(h.candidates.pulls, 0)
-      assert.equal(h.cm.dials.length, 0)
+      assert.ok(waits > 0, 'the dialer asked before its pull past the floor')
+      assert.equal(h.candidates.pulls, MIN_DIAL_TARGET, 'no pull past the floor')
+      assert.equal(h.cm.dials.length, MIN_DIAL_TARGET)
       calm()
       gate = Promise.resolve()
       await h.clock.advance(1000)
-      assert.equal(h.dialer.outbound, 3)
-      assert.equal(h.cm.dials.length, 3)
+      assert.equal(h.dialer.outbound, MIN_DIAL_TARGET + 2)
+      assert.equal(h.cm.dials.length, MIN_DIAL_TARGET + 2)
+    })
+
+    describe('the dial target follows the load', () => {
+      /** A dialer holding `count` dialed connections of 20 candidates, whose load the test sets. */
+      async function loaded (count: number): Promise<Harness & { load: { value: number } }> {
+        const load = { value: 0 }
+        const h = harness(Array.from({ length: 20 }, () => peer()), { minConnections: count, load: () => load.value })
+        h.dialer.start()
+        for (let i = 0; i < 20 && h.dialer.outbound < count; i++) {
+          await h.clock.advance(1000)
+        }
+        assert.equal(h.dialer.outbound, count)
+        return { ...h, load }
+      }
+
+      it('halves the target at most every 10 s while overloaded, down to MIN_DIAL_TARGET, closing its newest connections', async () => {
+        const h = await loaded(16)
+        const oldest = h.dialer.dialedConnections().slice(0, MIN_DIAL_TARGET)
+        h.load.value = 0.95
+        await h.clock.advance(6000)
+        assert.equal(h.dialer.target, 8)
+        assert.equal(h.dialer.outbound, 8, 'the surplus closed')
+        await h.clock.advance(11_000)
+        assert.equal(h.dialer.target, 4, 'halved again once 10 s passed')
+        await h.clock.advance(60_000)
+        assert.equal(h.dialer.target, MIN_DIAL_TARGET)
+        assert.equal(h.dialer.outbound, MIN_DIAL_TARGET)
+        assert.deepEqual(h.dialer.dialedConnections(), oldest, 'the longest-held connections stay')
+        assert.equal(h.dialer.stats.shed, 16 - MIN_DIAL_TARGET)
+        assert.equal(h.cm.dials.length, 16, 'nothing dialed while it shrank')
+        for (const connection of h.dialer.dialedConnections()) {
+          assert.ok(h.store.tagged(connection.remotePeer))
+        }
+      })
+
+      it('leaves the target alone between half and fully busy, and grows it by one every 30 s below half', async () => {
+        const h = await loaded(16)
+        h.load.value = 0.95
+        await h.clock.advance(6000)
+        assert.equal(h.dialer.target, 8)
+        h.load.value = 0.7
+        await h.clock.advance(120_000)
+        assert.equal(h.dialer.target, 8, 'busy, not overloaded: no change')
+        h.load.value = 0.2
+        await h.clock.advance(5000)
+        assert.equal(h.dialer.target, 9)
+        await h.clock.advance(30_000)
+        assert.equal(h.dialer.target, 10)
+        assert.equal(h.dialer.outbound, 10, 'it dials up to the grown target')
+        await h.clock.advance(10 * 60_000)
+        assert.equal(h.dialer.target, 16, 'never past minConnections')
+        assert.equal(h.dialer.outbound, 16)
+      })
+
+      it('does not redial a shed peer within dialHistoryExpiration', async () => {
+        const h = await loaded(6)
+        h.load.value = 0.95
+        await h.clock.advance(6000)
+        const kept = new Set(h.dialer.dialedConnections().map(c => c.remotePeer.toString()))
+        const shed = h.cm.dials.map(d => d.peer).filter(p => !kept.has(p))
+        assert.equal(shed.length, 3)
+        h.load.value = 0
+        await h.clock.advance(31_000)
+        assert.ok(h.dialer.target > 3, 'the target grew back')
+        assert.ok(h.cm.dials.length > 6, 'it dialed again')
+        assert.deepEqual(h.cm.dials.slice(6).filter(d => shed.includes(d.peer)), [], 'none of the shed peers within 35 s')
+      })
+
+      it('keeps minConnections whatever the load when it has no gauge', async () => {
+        const h = harness(Array.from({ length: 20 }, () => peer()), { minConnections: 8 })
+        h.dialer.start()
+        await h.clock.advance(60_000)
+        assert.equal(h.dialer.target, 8)
+        assert.equal(h.dialer.outbound, 8)
+      })
     })
 
     it('stops cleanly when stop() comes while it waits for calm, its candidates gone with the service', async () => {

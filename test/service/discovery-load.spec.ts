@@ -83,9 +83,9 @@ describe('KadDiscovery background work', function () {
       const boot = await bootnode()
       const { service, internals } = await serviceWith(boot, { bucketRefresh: false })
       internals.load = { overloaded: () => true }
-      // each look at the clock moves it 10 s on: the 30 s wait is over after a few rechecks
+      // each look at the clock moves it 50 s on: the 2 min wait is over after two rechecks
       let fake = Date.now()
-      internals.now = () => { fake += 10_000; return fake }
+      internals.now = () => { fake += 50_000; return fake }
       await service.start()
       await service.afterStart()
       await service.refresh()
