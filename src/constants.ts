@@ -110,9 +110,11 @@ export const CALM_RECHECK = 1 * second
 export const MAX_CALM_RECHECK = 8 * second
 /** The fewest dialed connections the auto-dialer keeps while the node's own event loop is overloaded (none in geth). */
 export const MIN_DIAL_TARGET = 2
+/** How long the event loop must stay overloaded before the dial target first shrinks: a start-up burst or a long GC is no reason (none in geth). */
+export const DIAL_OVERLOAD_SPAN = 30 * second
 /** An overloaded node halves its dial target at most this often (none in geth). */
 export const DIAL_TARGET_SHRINK_INTERVAL = 10 * second
 /** A node whose event loop is below DIAL_GROW_UTILIZATION raises its dial target by one this often, up to minConnections (none in geth). */
-export const DIAL_TARGET_GROW_INTERVAL = 30 * second
+export const DIAL_TARGET_GROW_INTERVAL = 10 * second
 /** The event-loop utilisation below which a reduced dial target grows again (none in geth). */
 export const DIAL_GROW_UTILIZATION = 0.5

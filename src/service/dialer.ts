@@ -1,6 +1,6 @@
 import { setMaxListeners, TimeoutError } from '@libp2p/interface'
 import {
-  DIAL_GROW_UTILIZATION, DIAL_IP_LIMIT, DIAL_SUBNET, DIAL_TAG, DIAL_TAG_RENEW_INTERVAL, DIAL_TAG_TTL, DIAL_TAG_VALUE,
+  DIAL_GROW_UTILIZATION, DIAL_IP_LIMIT, DIAL_OVERLOAD_SPAN, DIAL_SUBNET, DIAL_TAG, DIAL_TAG_RENEW_INTERVAL, DIAL_TAG_TTL, DIAL_TAG_VALUE,
   DIAL_TARGET_GROW_INTERVAL, DIAL_TARGET_SHRINK_INTERVAL, IPV6_SUBNET, MAX_DIAL_BACKOFF, MAX_DIAL_HISTORY, MIN_DIAL_TARGET,
   MIN_IDLE_PULL_DELAY
 } from '../constants.js'
@@ -167,6 +167,8 @@ export class AutoDialer implements Startable {
   // the dial target: minConnections, less while the node's own event loop is overloaded
   private currentTarget: number
   private targetChangedAt = -Infinity
+  // when the load was first seen overloaded without a calmer reading since; undefined when calm
+  private overloadedFrom?: number
   readonly stats: AutoDialerStats = {
     dials: 0, connected: 0, failed: 0, skipped: 0, backedOff: 0, subnetFull: 0, adopted: 0, claimed: 0, idleWaits: 0, recoveries: 0, targetShrunk: 0, shed: 0
   }
@@ -226,6 +228,7 @@ export class AutoDialer implements Startable {
     this.idleDelay = MIN_IDLE_PULL_DELAY
     this.currentTarget = this.init.minConnections
     this.targetChangedAt = -Infinity
+    this.overloadedFrom = undefined
   }
 
   /** How many connections count towards the target (dialed, adopted or claimed, still open). */
@@ -235,8 +238,8 @@ export class AutoDialer implements Startable {
 
   /**
    * How many dialed connections the dialer keeps now: `minConnections`, halved (down to
-   * `MIN_DIAL_TARGET`) at most every 10 s while the node's own event loop is overloaded,
-   * and raised by one every 30 s while it is below half busy.
+   * `MIN_DIAL_TARGET`) at most every 10 s once the node's own event loop has stayed
+   * overloaded for 30 s, and raised by one every 10 s while it is below half busy.
    */
   get target (): number {
     return this.currentTarget
@@ -337,18 +340,21 @@ export class AutoDialer implements Startable {
    * upgrade and identify both ways: an overloaded node (many nodes in one process, a slow
    * device) halves what it keeps and closes its newest dialed connections above that,
    * rather than have the monitor abort connections whose pings time out and dial again.
-   * It grows back one at a time once calm, so nodes sharing a process do not all
-   * grow at once.
+   * Only a lasting overload counts (a start-up burst does not), read whenever the loop
+   * turns (at least every 5 s). It grows back one at a time once calm, so nodes sharing a
+   * process do not all grow at once.
    */
   private fitTarget (): void {
     const load = this.init.load?.()
-    const floor = this.floor()
-    const now = this.init.now()
     if (load == null) {
       return
     }
-    if (load >= OVERLOAD_UTILIZATION && this.currentTarget > floor && now - this.targetChangedAt >= DIAL_TARGET_SHRINK_INTERVAL) {
-      this.currentTarget = Math.max(floor, Math.floor(this.currentTarget / 2))
+    const now = this.init.now()
+    const overloaded = load >= OVERLOAD_UTILIZATION
+    this.overloadedFrom = overloaded ? this.overloadedFrom ?? now : undefined
+    if (overloaded && now - (this.overloadedFrom ?? now) >= DIAL_OVERLOAD_SPAN && this.currentTarget > this.floor() &&
+      now - this.targetChangedAt >= DIAL_TARGET_SHRINK_INTERVAL) {
+      this.currentTarget = Math.max(this.floor(), Math.floor(this.currentTarget / 2))
       this.targetChangedAt = now
       this.stats.targetShrunk++
       this.log('overloaded (%d%% busy): dial target %d', Math.round(load * 100), this.currentTarget)

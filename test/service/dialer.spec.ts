@@ -684,10 +684,10 @@ describe('AutoDialer', function () {
     })
 
     describe('the dial target follows the load', () => {
-      /** A dialer holding `count` dialed connections of 20 candidates, whose load the test sets. */
-      async function loaded (count: number): Promise<Harness & { load: { value: number } }> {
+      /** A dialer holding `count` dialed connections of `candidates`, whose load the test sets. */
+      async function loaded (count: number, candidates = 20): Promise<Harness & { load: { value: number } }> {
         const load = { value: 0 }
-        const h = harness(Array.from({ length: 20 }, () => peer()), { minConnections: count, load: () => load.value })
+        const h = harness(Array.from({ length: candidates }, () => peer()), { minConnections: count, load: () => load.value })
         h.dialer.start()
         for (let i = 0; i < 20 && h.dialer.outbound < count; i++) {
           await h.clock.advance(1000)
@@ -696,11 +696,13 @@ describe('AutoDialer', function () {
         return { ...h, load }
       }
 
-      it('halves the target at most every 10 s while overloaded, down to MIN_DIAL_TARGET, closing its newest connections', async () => {
+      it('halves the target at most every 10 s once overloaded for 30 s, down to MIN_DIAL_TARGET, closing its newest connections', async () => {
         const h = await loaded(16)
         const oldest = h.dialer.dialedConnections().slice(0, MIN_DIAL_TARGET)
         h.load.value = 0.95
-        await h.clock.advance(6000)
+        await h.clock.advance(20_000)
+        assert.equal(h.dialer.target, 16, 'a short overload changes nothing')
+        await h.clock.advance(16_000)
         assert.equal(h.dialer.target, 8)
         assert.equal(h.dialer.outbound, 8, 'the surplus closed')
         await h.clock.advance(11_000)
@@ -716,10 +718,22 @@ describe('AutoDialer', function () {
         }
       })
 
-      it('leaves the target alone between half and fully busy, and grows it by one every 30 s below half', async () => {
+      it('starts the 30 s over after a reading below 0.9', async () => {
+        const h = await loaded(16)
+        for (let i = 0; i < 3; i++) {
+          h.load.value = 0.95
+          await h.clock.advance(25_000)
+          h.load.value = 0.8
+          await h.clock.advance(6000)
+        }
+        assert.equal(h.dialer.target, 16)
+        assert.equal(h.dialer.stats.targetShrunk, 0)
+      })
+
+      it('leaves the target alone between half and fully busy, and grows it by one every 10 s below half', async () => {
         const h = await loaded(16)
         h.load.value = 0.95
-        await h.clock.advance(6000)
+        await h.clock.advance(36_000)
         assert.equal(h.dialer.target, 8)
         h.load.value = 0.7
         await h.clock.advance(120_000)
@@ -727,26 +741,30 @@ describe('AutoDialer', function () {
         h.load.value = 0.2
         await h.clock.advance(5000)
         assert.equal(h.dialer.target, 9)
-        await h.clock.advance(30_000)
+        await h.clock.advance(10_000)
         assert.equal(h.dialer.target, 10)
         assert.equal(h.dialer.outbound, 10, 'it dials up to the grown target')
-        await h.clock.advance(10 * 60_000)
+        await h.clock.advance(5 * 60_000)
         assert.equal(h.dialer.target, 16, 'never past minConnections')
         assert.equal(h.dialer.outbound, 16)
       })
 
       it('does not redial a shed peer within dialHistoryExpiration', async () => {
-        const h = await loaded(6)
+        // no other candidate: the shed peers are all it could dial
+        const h = await loaded(6, 6)
         h.load.value = 0.95
-        await h.clock.advance(6000)
+        await h.clock.advance(36_000)
+        assert.equal(h.dialer.target, 3)
         const kept = new Set(h.dialer.dialedConnections().map(c => c.remotePeer.toString()))
         const shed = h.cm.dials.map(d => d.peer).filter(p => !kept.has(p))
         assert.equal(shed.length, 3)
+        const shedAt = h.clock.time
         h.load.value = 0
         await h.clock.advance(31_000)
         assert.ok(h.dialer.target > 3, 'the target grew back')
-        assert.ok(h.cm.dials.length > 6, 'it dialed again')
-        assert.deepEqual(h.cm.dials.slice(6).filter(d => shed.includes(d.peer)), [], 'none of the shed peers within 35 s')
+        assert.deepEqual(h.cm.dials.slice(6).filter(d => d.at < shedAt + 35_000), [], 'none of the shed peers within 35 s')
+        await h.clock.advance(60_000)
+        assert.ok(h.cm.dials.slice(6).some(d => shed.includes(d.peer)), 'redialed after')
       })
 
       it('keeps minConnections whatever the load when it has no gauge', async () => {
