@@ -108,8 +108,8 @@ export const MAX_CALM_WAIT = 2 * minute
 export const CALM_RECHECK = 1 * second
 /** The longest wait between two looks at the load of a waiting background task (none in geth). */
 export const MAX_CALM_RECHECK = 8 * second
-/** The fewest dialed connections the auto-dialer keeps while the node's own event loop is overloaded (none in geth). */
-export const MIN_DIAL_TARGET = 2
+/** The fewest dialed connections the auto-dialer keeps while the node's own event loop is overloaded: half of geth's 16, so that an attacker who saturates the node cannot shed its dialed peers below what the eclipse defence needs (none in geth). */
+export const MIN_DIAL_TARGET = 8
 /** How long the event loop must stay overloaded before the dial target first shrinks: a start-up burst or a long GC is no reason (none in geth). */
 export const DIAL_OVERLOAD_SPAN = 30 * second
 /** An overloaded node halves its dial target at most this often (none in geth). */

@@ -139,6 +139,10 @@ interface CandidateStream {
  * Dialed peers carry the `kad-discovery` tag in the peer store (value 20, renewed while
  * the connection lives, removed when it closes), so libp2p's pruner closes inbound and
  * request connections first.
+ *
+ * Beyond geth, the target follows the node's own load (`fitTarget`): after 30 s of an
+ * overloaded event loop it halves (at most every 10 s, down to `MIN_DIAL_TARGET`) and the
+ * newest dialed connections above it close; below half busy it grows by one every 10 s.
  */
 export class AutoDialer implements Startable {
   private readonly components: AutoDialerComponents

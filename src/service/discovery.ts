@@ -63,6 +63,8 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   private readonly load = new LoadGauge()
   /** Background steps put off for load (`whenCalm`'s waits), for tests and metrics. */
   private deferred = 0
+  /** Refreshes whose lookups after the self lookup were dropped for lasting overload. */
+  private refreshesCut = 0
 
   constructor (components: KadDiscoveryComponents, init: KadDiscoveryInit = {}) {
     super()
@@ -333,21 +335,32 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     // neighbourhood is known, and with stale seeds the rest can take minutes, during which
     // every node that contacts us would be turned away
     this.table.setInitDone()
-    for (let i = 0; i < 3 && !signal.aborted; i++) {
-      await this.whenCalm()
-      await this.doLookup(this.random.bytes(KEY_LENGTH), { signal }).catch(err => { this.lookupFailed(err) })
+    // a process overloaded for all of MAX_CALM_WAIT drops the rest of this refresh (the next
+    // is refreshInterval away): run anyway, its lookups only add to the overload
+    let calm = true
+    for (let i = 0; i < 3 && !signal.aborted && calm; i++) {
+      calm = await this.whenCalm()
+      if (calm) {
+        await this.doLookup(this.random.bytes(KEY_LENGTH), { signal }).catch(err => { this.lookupFailed(err) })
+      }
     }
-    for (let b = this.table.nBuckets - 1; b >= 0 && this.init.bucketRefresh && !signal.aborted; b--) {
+    for (let b = this.table.nBuckets - 1; b >= 0 && this.init.bucketRefresh && !signal.aborted && calm; b--) {
       const empty = (this.table.bucketFill()[b] ?? 0) === 0
       if (!this.lookups.passedThrough(b)) {
         const [, distance] = this.table.bucketDistances(b)
         const target = keyAtDistance(this.table.selfKey, distance, this.random.bytes(KEY_LENGTH))
-        await this.whenCalm()
-        await this.doLookup(target, { signal }).catch(err => { this.lookupFailed(err) })
+        calm = await this.whenCalm()
+        if (calm) {
+          await this.doLookup(target, { signal }).catch(err => { this.lookupFailed(err) })
+        }
       }
       if (empty) {
         break
       }
+    }
+    if (!calm) {
+      this.refreshesCut++
+      this.log('overloaded for %d ms: the rest of this refresh is dropped (%d so far)', MAX_CALM_WAIT, this.refreshesCut)
     }
     // lookups from now on count towards the next refresh
     this.lookups.resetPassed()
@@ -361,17 +374,22 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
    * and peers are waiting for. It looks again after 1 s, then 2, 4 and 8 s, each jittered:
    * nodes sharing one process do not all go ahead the moment the load dips, which would
    * saturate it again. Never throws: a stop ends the wait and the caller's own signal
-   * check follows.
+   * check follows. False when the loop was still overloaded after `MAX_CALM_WAIT`: a
+   * refresh then drops its remaining lookups; revalidation and the dialer go ahead.
    */
-  private async whenCalm (options: AbortOptions = {}): Promise<void> {
+  private async whenCalm (options: AbortOptions = {}): Promise<boolean> {
     const started = this.now()
     const signal = options.signal ?? this.controller.signal
     let recheck = CALM_RECHECK
-    while (this.running && !signal.aborted && this.load.overloaded() && this.now() - started < MAX_CALM_WAIT) {
+    while (this.running && !signal.aborted && this.load.overloaded()) {
+      if (this.now() - started >= MAX_CALM_WAIT) {
+        return false
+      }
       this.deferred++
       await this.scheduler.sleep(recheck / 2 + this.random.int(recheck), { signal }).catch(() => {})
       recheck = Math.min(recheck * 2, MAX_CALM_RECHECK)
     }
+    return true
   }
 
   private lookupFailed (err: unknown): void {

@@ -664,7 +664,7 @@ describe('AutoDialer', function () {
       let calm: () => void = () => {}
       let gate = new Promise<void>(resolve => { calm = resolve })
       let waits = 0
-      const h = harness(Array.from({ length: 10 }, () => peer()), {
+      const h = harness(Array.from({ length: MIN_DIAL_TARGET + 4 }, () => peer()), {
         minConnections: MIN_DIAL_TARGET + 2,
         whenCalm: async () => {
           waits++
@@ -697,74 +697,76 @@ describe('AutoDialer', function () {
       }
 
       it('halves the target at most every 10 s once overloaded for 30 s, down to MIN_DIAL_TARGET, closing its newest connections', async () => {
-        const h = await loaded(16)
+        const h = await loaded(4 * MIN_DIAL_TARGET, 5 * MIN_DIAL_TARGET)
         const oldest = h.dialer.dialedConnections().slice(0, MIN_DIAL_TARGET)
         h.load.value = 0.95
         await h.clock.advance(20_000)
-        assert.equal(h.dialer.target, 16, 'a short overload changes nothing')
+        assert.equal(h.dialer.target, 4 * MIN_DIAL_TARGET, 'a short overload changes nothing')
         await h.clock.advance(16_000)
-        assert.equal(h.dialer.target, 8)
-        assert.equal(h.dialer.outbound, 8, 'the surplus closed')
+        assert.equal(h.dialer.target, 2 * MIN_DIAL_TARGET)
+        assert.equal(h.dialer.outbound, 2 * MIN_DIAL_TARGET, 'the surplus closed')
         await h.clock.advance(11_000)
-        assert.equal(h.dialer.target, 4, 'halved again once 10 s passed')
+        assert.equal(h.dialer.target, MIN_DIAL_TARGET, 'halved again once 10 s passed')
         await h.clock.advance(60_000)
-        assert.equal(h.dialer.target, MIN_DIAL_TARGET)
+        assert.equal(h.dialer.target, MIN_DIAL_TARGET, 'never below the floor')
         assert.equal(h.dialer.outbound, MIN_DIAL_TARGET)
         assert.deepEqual(h.dialer.dialedConnections(), oldest, 'the longest-held connections stay')
-        assert.equal(h.dialer.stats.shed, 16 - MIN_DIAL_TARGET)
-        assert.equal(h.cm.dials.length, 16, 'nothing dialed while it shrank')
+        assert.equal(h.dialer.stats.shed, 3 * MIN_DIAL_TARGET)
+        assert.equal(h.cm.dials.length, 4 * MIN_DIAL_TARGET, 'nothing dialed while it shrank')
         for (const connection of h.dialer.dialedConnections()) {
           assert.ok(h.store.tagged(connection.remotePeer))
         }
       })
 
       it('starts the 30 s over after a reading below 0.9', async () => {
-        const h = await loaded(16)
+        const h = await loaded(2 * MIN_DIAL_TARGET)
         for (let i = 0; i < 3; i++) {
           h.load.value = 0.95
           await h.clock.advance(25_000)
           h.load.value = 0.8
           await h.clock.advance(6000)
         }
-        assert.equal(h.dialer.target, 16)
+        assert.equal(h.dialer.target, 2 * MIN_DIAL_TARGET)
         assert.equal(h.dialer.stats.targetShrunk, 0)
       })
 
       it('leaves the target alone between half and fully busy, and grows it by one every 10 s below half', async () => {
-        const h = await loaded(16)
+        const h = await loaded(2 * MIN_DIAL_TARGET)
         h.load.value = 0.95
         await h.clock.advance(36_000)
-        assert.equal(h.dialer.target, 8)
+        assert.equal(h.dialer.target, MIN_DIAL_TARGET)
         h.load.value = 0.7
         await h.clock.advance(120_000)
-        assert.equal(h.dialer.target, 8, 'busy, not overloaded: no change')
+        assert.equal(h.dialer.target, MIN_DIAL_TARGET, 'busy, not overloaded: no change')
         h.load.value = 0.2
         await h.clock.advance(5000)
-        assert.equal(h.dialer.target, 9)
+        assert.equal(h.dialer.target, MIN_DIAL_TARGET + 1)
         await h.clock.advance(10_000)
-        assert.equal(h.dialer.target, 10)
-        assert.equal(h.dialer.outbound, 10, 'it dials up to the grown target')
+        assert.equal(h.dialer.target, MIN_DIAL_TARGET + 2)
+        assert.equal(h.dialer.outbound, MIN_DIAL_TARGET + 2, 'it dials up to the grown target')
         await h.clock.advance(5 * 60_000)
-        assert.equal(h.dialer.target, 16, 'never past minConnections')
-        assert.equal(h.dialer.outbound, 16)
+        assert.equal(h.dialer.target, 2 * MIN_DIAL_TARGET, 'never past minConnections')
+        assert.equal(h.dialer.outbound, 2 * MIN_DIAL_TARGET)
       })
 
       it('does not redial a shed peer within dialHistoryExpiration', async () => {
         // no other candidate: the shed peers are all it could dial
-        const h = await loaded(6, 6)
+        const h = await loaded(MIN_DIAL_TARGET + 4, MIN_DIAL_TARGET + 4)
+        // the shedding comes 30 s after the first overloaded reading at the earliest
+        const earliestShed = h.clock.time + 30_000
         h.load.value = 0.95
         await h.clock.advance(36_000)
-        assert.equal(h.dialer.target, 3)
+        assert.equal(h.dialer.target, MIN_DIAL_TARGET)
         const kept = new Set(h.dialer.dialedConnections().map(c => c.remotePeer.toString()))
         const shed = h.cm.dials.map(d => d.peer).filter(p => !kept.has(p))
-        assert.equal(shed.length, 3)
-        const shedAt = h.clock.time
+        assert.equal(shed.length, 4)
         h.load.value = 0
         await h.clock.advance(31_000)
-        assert.ok(h.dialer.target > 3, 'the target grew back')
-        assert.deepEqual(h.cm.dials.slice(6).filter(d => d.at < shedAt + 35_000), [], 'none of the shed peers within 35 s')
+        assert.ok(h.dialer.target > MIN_DIAL_TARGET, 'the target grew back')
+        const first = MIN_DIAL_TARGET + 4
+        assert.deepEqual(h.cm.dials.slice(first).filter(d => d.at < earliestShed + 35_000), [], 'none of the shed peers within 35 s')
         await h.clock.advance(60_000)
-        assert.ok(h.cm.dials.slice(6).some(d => shed.includes(d.peer)), 'redialed after')
+        assert.ok(h.cm.dials.slice(first).some(d => shed.includes(d.peer)), 'redialed after')
       })
 
       it('keeps minConnections whatever the load when it has no gauge', async () => {
