@@ -1,12 +1,11 @@
 import { setMaxListeners, TimeoutError } from '@libp2p/interface'
 import {
-  DIAL_GROW_UTILIZATION, DIAL_IP_LIMIT, DIAL_OVERLOAD_SPAN, DIAL_SUBNET, DIAL_TAG, DIAL_TAG_RENEW_INTERVAL, DIAL_TAG_TTL, DIAL_TAG_VALUE,
-  DIAL_TARGET_GROW_INTERVAL, DIAL_TARGET_SHRINK_INTERVAL, IPV6_SUBNET, MAX_DIAL_BACKOFF, MAX_DIAL_HISTORY, MIN_DIAL_TARGET,
-  MIN_IDLE_PULL_DELAY
+  DIAL_IP_LIMIT, DIAL_SUBNET, DIAL_TAG, DIAL_TAG_RENEW_INTERVAL, DIAL_TAG_TTL, DIAL_TAG_VALUE, IPV6_SUBNET, MAX_DIAL_BACKOFF,
+  MAX_DIAL_HISTORY, MIN_IDLE_PULL_DELAY
 } from '../constants.js'
 import { deadline } from '../protocol/deadline.js'
-import { OVERLOAD_UTILIZATION } from '../protocol/load.js'
 import { DistinctNetSet, netAddressOf } from '../table/ip-limits.js'
+import { DialTarget } from './dial-target.js'
 import type { AutoDialInit } from './init.js'
 import type { NetAddress } from '../table/ip-limits.js'
 import type { AbortOptions, ComponentLogger, Connection, Libp2pEvents, Logger, PeerId, PeerInfo, PeerStore, Startable, TypedEventTarget } from '@libp2p/interface'
@@ -168,11 +167,8 @@ export class AutoDialer implements Startable {
   private renewal?: Promise<void>
   private wakeLoop?: () => void
   private wakeIdle?: () => void
-  // the dial target: minConnections, less while the node's own event loop is overloaded
-  private currentTarget: number
-  private targetChangedAt = -Infinity
-  // when the load was first seen overloaded without a calmer reading since; undefined when calm
-  private overloadedFrom?: number
+  // minConnections, less while the node's own event loop is overloaded
+  private readonly dialTarget: DialTarget
   readonly stats: AutoDialerStats = {
     dials: 0, connected: 0, failed: 0, skipped: 0, backedOff: 0, subnetFull: 0, adopted: 0, claimed: 0, idleWaits: 0, recoveries: 0, targetShrunk: 0, shed: 0
   }
@@ -182,7 +178,7 @@ export class AutoDialer implements Startable {
     this.init = init
     this.log = components.logger.forComponent('libp2p:kad-discovery:dialer')
     this.subnets = this.newSubnets()
-    this.currentTarget = init.minConnections
+    this.dialTarget = new DialTarget(init.minConnections)
     this.onConnectionClose = this.onConnectionClose.bind(this)
   }
 
@@ -230,9 +226,7 @@ export class AutoDialer implements Startable {
     this.round.clear()
     this.subnets = this.newSubnets()
     this.idleDelay = MIN_IDLE_PULL_DELAY
-    this.currentTarget = this.init.minConnections
-    this.targetChangedAt = -Infinity
-    this.overloadedFrom = undefined
+    this.dialTarget.reset()
   }
 
   /** How many connections count towards the target (dialed, adopted or claimed, still open). */
@@ -246,7 +240,7 @@ export class AutoDialer implements Startable {
    * overloaded for 30 s, and raised by one every 10 s while it is below half busy.
    */
   get target (): number {
-    return this.currentTarget
+    return this.dialTarget.value
   }
 
   /** The connections that count towards the target. */
@@ -335,50 +329,29 @@ export class AutoDialer implements Startable {
     if (connectionManager.getConnections().length + this.dialing.size >= connectionManager.getMaxConnections()) {
       return 0
     }
-    return this.currentTarget - this.dialed.size - this.dialing.size
+    return this.dialTarget.value - this.dialed.size - this.dialing.size
   }
 
-  /**
-   * Fits the dial target to the node's own load. Each dialed connection costs its node a
-   * ping every 10 s (libp2p's connection monitor) and its peer the same, and each dial an
-   * upgrade and identify both ways: an overloaded node (many nodes in one process, a slow
-   * device) halves what it keeps and closes its newest dialed connections above that,
-   * rather than have the monitor abort connections whose pings time out and dial again.
-   * Only a lasting overload counts (a start-up burst does not), read whenever the loop
-   * turns (at least every 5 s). It grows back one at a time once calm, so nodes sharing a
-   * process do not all grow at once.
-   */
+  /** Feeds the node's load to the dial target; sheds dialed connections when it shrank. */
   private fitTarget (): void {
     const load = this.init.load?.()
     if (load == null) {
       return
     }
-    const now = this.init.now()
-    const overloaded = load >= OVERLOAD_UTILIZATION
-    this.overloadedFrom = overloaded ? this.overloadedFrom ?? now : undefined
-    if (overloaded && now - (this.overloadedFrom ?? now) >= DIAL_OVERLOAD_SPAN && this.currentTarget > this.floor() &&
-      now - this.targetChangedAt >= DIAL_TARGET_SHRINK_INTERVAL) {
-      this.currentTarget = Math.max(this.floor(), Math.floor(this.currentTarget / 2))
-      this.targetChangedAt = now
+    const change = this.dialTarget.fit(load, this.init.now())
+    if (change === 'shrunk') {
       this.stats.targetShrunk++
-      this.log('overloaded (%d%% busy): dial target %d', Math.round(load * 100), this.currentTarget)
+      this.log('overloaded (%d%% busy): dial target %d', Math.round(load * 100), this.dialTarget.value)
       this.shed()
-    } else if (load < DIAL_GROW_UTILIZATION && this.currentTarget < this.init.minConnections && now - this.targetChangedAt >= DIAL_TARGET_GROW_INTERVAL) {
-      this.currentTarget++
-      this.targetChangedAt = now
-      this.log('calm again: dial target %d', this.currentTarget)
+    } else if (change === 'grown') {
+      this.log('calm again: dial target %d', this.dialTarget.value)
     }
-  }
-
-  /** The least the dial target shrinks to. */
-  private floor (): number {
-    return Math.min(MIN_DIAL_TARGET, this.init.minConnections)
   }
 
   /** Closes the newest dialed connections above the target: the longest-lived peers stay. */
   private shed (): void {
     // an entry stays until its connection:close event, which frees its subnet and tag
-    const surplus = [...this.dialed.values()].filter(d => d.connection.status === 'open').slice(this.currentTarget).reverse()
+    const surplus = [...this.dialed.values()].filter(d => d.connection.status === 'open').slice(this.dialTarget.value).reverse()
     for (const { connection } of surplus) {
       this.stats.shed++
       // not redialed within dialHistoryExpiration, as any peer just dialed
@@ -403,7 +376,7 @@ export class AutoDialer implements Startable {
         }
         // a saturated process puts off its next dial and the random lookup a pull may start,
         // unless it holds fewer dialed peers than the least it keeps under load
-        if (this.dialed.size + this.dialing.size >= this.floor()) {
+        if (this.dialed.size + this.dialing.size >= this.dialTarget.floor) {
           await this.init.whenCalm?.({ signal })
         }
         if (signal.aborted) {
@@ -606,7 +579,7 @@ export class AutoDialer implements Startable {
   private take (connection: Connection): boolean {
     // the dialer's loop may be waiting for calm: the target is fitted here too
     this.fitTarget()
-    if (this.dialed.size + this.dialing.size >= this.currentTarget) {
+    if (this.dialed.size + this.dialing.size >= this.dialTarget.value) {
       return false
     }
     const peer = connection.remotePeer.toString()

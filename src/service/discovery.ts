@@ -339,20 +339,13 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     // is refreshInterval away): run anyway, its lookups only add to the overload
     let calm = true
     for (let i = 0; i < 3 && !signal.aborted && calm; i++) {
-      calm = await this.whenCalm()
-      if (calm) {
-        await this.doLookup(this.random.bytes(KEY_LENGTH), { signal }).catch(err => { this.lookupFailed(err) })
-      }
+      calm = await this.lookupWhenCalm(this.random.bytes(KEY_LENGTH), signal)
     }
     for (let b = this.table.nBuckets - 1; b >= 0 && this.init.bucketRefresh && !signal.aborted && calm; b--) {
       const empty = (this.table.bucketFill()[b] ?? 0) === 0
       if (!this.lookups.passedThrough(b)) {
         const [, distance] = this.table.bucketDistances(b)
-        const target = keyAtDistance(this.table.selfKey, distance, this.random.bytes(KEY_LENGTH))
-        calm = await this.whenCalm()
-        if (calm) {
-          await this.doLookup(target, { signal }).catch(err => { this.lookupFailed(err) })
-        }
+        calm = await this.lookupWhenCalm(keyAtDistance(this.table.selfKey, distance, this.random.bytes(KEY_LENGTH)), signal)
       }
       if (empty) {
         break
@@ -416,6 +409,15 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   /** A refresh's lookup, on the service's own signal. */
   private async doLookup (target: Uint8Array, options: AbortOptions): Promise<LookupResult> {
     return this.lookups.run(target, options)
+  }
+
+  /** A refresh's lookup once the loop is calm; false (and no lookup) when it never was. */
+  private async lookupWhenCalm (target: Uint8Array, signal: AbortSignal): Promise<boolean> {
+    if (!await this.whenCalm()) {
+      return false
+    }
+    await this.doLookup(target, { signal }).catch(err => { this.lookupFailed(err) })
+    return true
   }
 
   /** A node proved itself (it answered, or sent a valid request): geth `addVerifiedNode`. */
