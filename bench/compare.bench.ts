@@ -2,10 +2,12 @@
  * Side by side: this module and @libp2p/kad-dht (server mode) in one process run, the
  * same scenario one system after the other (never at once, a full GC between).
  *
- *   npx tsc -p tsconfig.json && node --expose-gc --max-old-space-size=8192 dist/bench/compare.bench.js
+ *   npx tsc -p tsconfig.json && node --expose-gc --max-old-space-size=8192 --max-semi-space-size=64 dist/bench/compare.bench.js
  *
  * (`npm run bench` runs it too, with every other bench; without --expose-gc the bench
- * turns GC on itself.) Settings, by environment:
+ * turns GC on itself. With hundreds of libp2p nodes in one process, V8's default young
+ * generation made scavenges about a third of the CPU of either system; 64 MiB semi-spaces
+ * cut that by a third, for both alike.) Settings, by environment:
  *   COMPARE_SIZES=50,200       network sizes (default 50,200, plus 500 with BENCH_N500=1);
  *                              `COMPARE_SIZES=all` is 50,200,500,1000, issue 11's sizes
  *                              (over an hour on 2 cores; 1 000 libp2p nodes need a few GiB
@@ -46,6 +48,7 @@
  * says how many of its tables filled and how many of its nodes joined.
  */
 import '../src/polyfill.js'
+import './logger-colors.js'
 import { execFileSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'

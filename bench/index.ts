@@ -1,4 +1,5 @@
 import '../src/polyfill.js'
+import './logger-colors.js'
 import { readdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 

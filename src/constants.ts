@@ -102,6 +102,10 @@ export const DIAL_TAG_VALUE = 20
 export const DIAL_TAG_TTL = 30 * minute
 // the tag of a live dialed connection is renewed this often, well inside its TTL
 export const DIAL_TAG_RENEW_INTERVAL = 10 * minute
+/** When the self lookup is first repeated after start; each further repeat waits twice as long (none in geth). */
+export const SELF_LOOKUP_REPEAT = minute
+/** Contacts turned away before `initDone` that are kept and offered again once it is set (none in geth). */
+export const MAX_EARLY_CONTACTS = 32
 /** How long background work (refresh lookups, revalidation, the dialer) waits for an overloaded event loop to calm down before it goes ahead anyway (none in geth). */
 export const MAX_CALM_WAIT = 2 * minute
 /** The first wait of a background task before it looks at the load again; it doubles up to MAX_CALM_RECHECK (none in geth). */

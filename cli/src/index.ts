@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // first: Node 20 lacks Promise.withResolvers, which libp2p 3 calls
 import 'libp2p-kad-discovery/polyfill'
+// before libp2p loads: its logger's colour decision, taken once
+import './logger-colors.js'
 import { setMaxListeners } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { parseCommandLine } from './args.js'

@@ -4,7 +4,7 @@ import {
 } from '@libp2p/interface'
 import { anySignal } from 'any-signal'
 import { raceSignal } from 'race-signal'
-import { CALM_RECHECK, KEY_LENGTH, MAX_CALM_RECHECK, MAX_CALM_WAIT, MIN_RANDOM_LOOKUP_INTERVAL } from '../constants.js'
+import { CALM_RECHECK, KEY_LENGTH, MAX_CALM_RECHECK, MAX_CALM_WAIT, MAX_EARLY_CONTACTS, MIN_RANDOM_LOOKUP_INTERVAL, SELF_LOOKUP_REPEAT } from '../constants.js'
 import { ProtocolClient } from '../protocol/client.js'
 import { LoadGauge } from '../protocol/load.js'
 import { ProtocolServer } from '../protocol/server.js'
@@ -13,6 +13,7 @@ import { keyAtDistance, keyOf } from '../table/key.js'
 import { cryptoRandom } from '../table/random.js'
 import { nextRevalidateDelay, RevalidationOutcome } from '../table/revalidation.js'
 import { Table } from '../table/table.js'
+import { AddResult } from '../table/types.js'
 import { PeerAnnouncer } from './announcer.js'
 import { AutoDialer } from './dialer.js'
 import { Lookups } from './findnode-lookups.js'
@@ -29,7 +30,7 @@ import type { ClearableSignal } from 'any-signal'
 
 export type { KadDiscoveryComponents } from './components.js'
 
-type Task = 'refresh' | 'revalidate' | 'copy' | 'expire'
+type Task = 'refresh' | 'selfLookup' | 'revalidate' | 'copy' | 'expire'
 
 /**
  * The discovery service: geth's `Table` loop, lookups and random reads behind libp2p's
@@ -65,6 +66,12 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   private deferred = 0
   /** Refreshes whose lookups after the self lookup were dropped for lasting overload. */
   private refreshesCut = 0
+  // BOUNDED: ≤ MAX_EARLY_CONTACTS, the oldest dropped first; emptied when initDone is set
+  private readonly earlyContacts = new Map<string, PeerInfo>()
+  /** ms until the next repeated self lookup; none once the neighbourhood settled. */
+  private selfLookupDelay?: number
+  /** The table's closest nodes to us when the last self lookup ended. */
+  private neighboursAtSelfLookup?: string
 
   constructor (components: KadDiscoveryComponents, init: KadDiscoveryInit = {}) {
     super()
@@ -184,6 +191,14 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       run: async () => { await this.refresh() },
       next: now => now + refreshInterval
     }, now)
+    this.selfLookupDelay = SELF_LOOKUP_REPEAT
+    this.scheduler.add('selfLookup', {
+      run: async () => {
+        await this.whenCalm()
+        await this.repeatSelfLookup()
+      },
+      next: now => this.selfLookupDelay == null ? Number.POSITIVE_INFINITY : now + this.selfLookupDelay
+    }, now + SELF_LOOKUP_REPEAT / 2 + this.random.int(SELF_LOOKUP_REPEAT))
     this.scheduler.add('revalidate', {
       run: async () => {
         await this.whenCalm()
@@ -217,6 +232,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     await this.scheduler.stop()
     await this.refreshing?.catch(() => {})
     this.refreshing = undefined
+    this.earlyContacts.clear()
     await this.lookups.drain()
     await this.server.stop()
     this.client.stop()
@@ -330,11 +346,12 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     const signal = this.controller.signal
     const started = this.now()
     await this.loadSeedNodes()
-    await this.doLookup(this.table.selfKey, { signal }).catch(err => { this.lookupFailed(err) })
+    await this.selfLookup(signal)
     // geth's initDone waits for the whole first refresh; after the self lookup our
     // neighbourhood is known, and with stale seeds the rest can take minutes, during which
     // every node that contacts us would be turned away
     this.table.setInitDone()
+    this.addEarlyContacts()
     // a process overloaded for all of MAX_CALM_WAIT drops the rest of this refresh (the next
     // is refreshInterval away): run anyway, its lookups only add to the overload
     let calm = true
@@ -358,6 +375,40 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     // lookups from now on count towards the next refresh
     this.lookups.resetPassed()
     this.log('refresh done in %d ms, %d nodes', this.now() - started, this.table.size)
+  }
+
+  /**
+   * The self lookup again, about `SELF_LOOKUP_REPEAT` after start (jittered ±50 %), then
+   * after twice as long each time while the delay stays under half the refresh interval
+   * (whose refreshes look ourselves up anyway). One runs only when the table holds at
+   * least `bucketSize` nodes (in a smaller network every lookup asks every node it knows,
+   * so the dialer's and the refresh's do this one's work) and heard of a closer neighbour
+   * since the last self lookup (from other lookups, contacts or seeds); the repeats end
+   * once one finds nobody new. Each waits for calm first, as other background work does. Beyond geth, which looks itself up once per refresh: a node that joined
+   * with others did its self lookup while its neighbours were still arriving, and until
+   * it asks them they learn of it only by chance. A settled network stops at the first.
+   */
+  private async repeatSelfLookup (): Promise<void> {
+    const delay = this.selfLookupDelay ?? SELF_LOOKUP_REPEAT
+    const next = delay * 2 < this.init.refreshInterval / 2 ? delay * 2 : undefined
+    const before = this.neighbours()
+    if (before === this.neighboursAtSelfLookup || this.table.size < this.init.bucketSize) {
+      this.selfLookupDelay = next
+      return
+    }
+    await this.selfLookup(this.controller.signal)
+    this.selfLookupDelay = this.neighboursAtSelfLookup !== before ? next : undefined
+  }
+
+  /** A lookup of our own key; remembers the neighbours it leaves the table with. */
+  private async selfLookup (signal: AbortSignal): Promise<void> {
+    await this.doLookup(this.table.selfKey, { signal }).catch(err => { this.lookupFailed(err) })
+    this.neighboursAtSelfLookup = this.neighbours()
+  }
+
+  /** The ids of the table's `bucketSize` nodes closest to us, as one string. */
+  private neighbours (): string {
+    return this.table.closest(this.table.selfKey, this.init.bucketSize).map(n => n.id.toString()).join()
   }
 
   /**
@@ -420,12 +471,39 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     return true
   }
 
-  /** A node proved itself (it answered, or sent a valid request): geth `addVerifiedNode`. */
+  /**
+   * A node proved itself (it answered, or sent a valid request): geth `addVerifiedNode`.
+   * Before `initDone` the table turns it away, as geth does, but beyond geth it is kept
+   * (at most `MAX_EARLY_CONTACTS`) and offered again once `initDone` is set: nodes that
+   * start together each ask peers still in their own self lookup, and a newcomer whose
+   * every first contact was turned away stayed in no table at all until its next refresh.
+   */
   private contact (contact: PeerInfo): void {
     if (!this.running) {
       return
     }
-    this.metrics.added(this.table.addInboundNode(contact))
+    const result = this.table.addInboundNode(contact)
+    this.metrics.added(result)
+    if (result === AddResult.NotReady) {
+      const key = contact.id.toString()
+      this.earlyContacts.delete(key)
+      if (this.earlyContacts.size >= MAX_EARLY_CONTACTS) {
+        const oldest = this.earlyContacts.keys().next()
+        if (oldest.done !== true) {
+          this.earlyContacts.delete(oldest.value)
+        }
+      }
+      this.earlyContacts.set(key, contact)
+    }
+  }
+
+  /** Offers the contacts turned away before `initDone` to the table again, newest last. */
+  private addEarlyContacts (): void {
+    const early = [...this.earlyContacts.values()]
+    this.earlyContacts.clear()
+    for (const contact of early) {
+      this.contact(contact)
+    }
   }
 
   /**

@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { MAX_EARLY_CONTACTS, SELF_LOOKUP_REPEAT } from '../../src/constants.js'
 import { kadDiscovery } from '../../src/index.js'
 import { KadDiscovery } from '../../src/service/discovery.js'
+import { distanceCompare, keyOf } from '../../src/table/key.js'
 import { captureComponents, TestNodes, waitFor } from '../utils/libp2p.js'
 import { FAST } from '../utils/network.js'
 import type { KadDiscoveryInit } from '../../src/index.js'
 import type { KadDiscoveryComponents } from '../../src/service/discovery.js'
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 
 /** The service's private parts these tests look at or steer. */
 interface Internals {
@@ -15,8 +19,13 @@ interface Internals {
   refreshesCut: number
   controller: AbortController
   client: { stats: Record<string, number> }
-  table: { addInboundNode(contact: unknown): unknown, getNode(id: unknown): unknown }
+  table: { addInboundNode(contact: unknown): unknown, getNode(id: unknown): unknown, initDone: boolean }
   now(): number
+  contact(contact: unknown): void
+  earlyContacts: Map<string, unknown>
+  repeatSelfLookup(): Promise<void>
+  selfLookupDelay?: number
+  scheduler: { deadlines: Map<string, number> }
 }
 
 describe('KadDiscovery background work', function () {
@@ -31,7 +40,7 @@ describe('KadDiscovery background work', function () {
   })
 
   /** A service on a bare node whose only bootnode is `boot` (a discovery node). */
-  async function serviceWith (boot: Libp2p, init: KadDiscoveryInit = {}): Promise<{ service: KadDiscovery, internals: Internals }> {
+  async function serviceWith (boot: Libp2p, init: KadDiscoveryInit = {}): Promise<{ service: KadDiscovery, internals: Internals, host: Libp2p }> {
     const host = await nodes.create({ services: { capture: captureComponents() } })
     const service = new KadDiscovery(host.services.capture.components as unknown as KadDiscoveryComponents, {
       ...FAST,
@@ -40,7 +49,11 @@ describe('KadDiscovery background work', function () {
       ...init
     })
     services.push(service)
-    return { service, internals: service as unknown as Internals }
+    return { service, internals: service as unknown as Internals, host }
+  }
+
+  function tableSize (node: Libp2p): number {
+    return (node.services.discovery as { size: number }).size
   }
 
   async function bootnode (): Promise<Libp2p> {
@@ -109,6 +122,95 @@ describe('KadDiscovery background work', function () {
       const result = internals.table.addInboundNode({ id: caller.peerId, multiaddrs: caller.getMultiaddrs() })
       assert.notEqual(internals.table.getNode(caller.peerId), undefined, `refused with ${String(result)}`)
       load.overloaded = false
+    })
+  })
+
+  describe('contacts before initDone', () => {
+    it('keeps a node that contacted it before initDone and adds it once the self lookup is done', async () => {
+      const { service, internals } = await serviceWith(await bootnode(), { bucketRefresh: false })
+      await service.start()
+      const caller = await bootnode()
+      internals.contact({ id: caller.peerId, multiaddrs: caller.getMultiaddrs() })
+      assert.equal(internals.table.initDone, false)
+      assert.equal(internals.table.getNode(caller.peerId), undefined, 'turned away before initDone (geth)')
+      await service.afterStart()
+      await service.refresh()
+      assert.notEqual(internals.table.getNode(caller.peerId), undefined, 'added once initDone was set')
+      assert.equal(internals.earlyContacts.size, 0)
+    })
+
+    it('keeps at most MAX_EARLY_CONTACTS, the newest', async () => {
+      const { service, internals } = await serviceWith(await bootnode())
+      await service.start()
+      const callers = await Promise.all(Array.from({ length: MAX_EARLY_CONTACTS + 2 }, async () => bootnode()))
+      for (const caller of callers) {
+        internals.contact({ id: caller.peerId, multiaddrs: caller.getMultiaddrs() })
+      }
+      assert.equal(internals.earlyContacts.size, MAX_EARLY_CONTACTS)
+      assert.equal(internals.earlyContacts.has(callers[0]?.peerId.toString() ?? ''), false, 'the oldest went first')
+      assert.equal(internals.earlyContacts.has(callers.at(-1)?.peerId.toString() ?? ''), true)
+    })
+  })
+
+  describe('repeated self lookups', () => {
+    /** A key pair whose node is closer to `self` than every one of `others`. */
+    async function closerThan (self: PeerId, others: PeerId[]): Promise<PrivateKey> {
+      for (let i = 0; i < 1000; i++) {
+        const key = await generateKeyPair('Ed25519')
+        const candidate = keyOf(peerIdFromPrivateKey(key))
+        if (others.every(other => distanceCompare(keyOf(self), candidate, keyOf(other)) < 0)) {
+          return key
+        }
+      }
+      throw new Error('no key closer than the others in 1000 tries')
+    }
+
+    it('looks itself up again about SELF_LOOKUP_REPEAT after start when it heard of a closer neighbour, twice as late while it finds new ones, and stops when it finds none', async () => {
+      const boot = await bootnode()
+      // bucketSize 2: the table is "full enough" (≥ bucketSize nodes) from two nodes on
+      const { service, internals, host } = await serviceWith(boot, { bucketRefresh: false, bucketSize: 2 })
+      const self = host.peerId
+      await service.start()
+      const started = Date.now()
+      await service.afterStart()
+      await service.refresh()
+      const first = internals.scheduler.deadlines.get('selfLookup') ?? 0
+      assert.ok(first >= started + SELF_LOOKUP_REPEAT / 2 && first <= Date.now() + SELF_LOOKUP_REPEAT * 1.5, 'first repeat about SELF_LOOKUP_REPEAT after start')
+      const sent = (): number => internals.client.stats['sent.FIND_NODE'] ?? 0
+      let before = sent()
+      await internals.repeatSelfLookup()
+      assert.equal(sent(), before, 'nothing heard of since the last self lookup: no lookup')
+      assert.equal(internals.selfLookupDelay, 2 * SELF_LOOKUP_REPEAT, 'but it looks again, twice as late')
+      // we hear of a newcomer (a contact), and it knows a node closer to us that we do not
+      const late = await bootnode()
+      const later = await nodes.create({ privateKey: await closerThan(self, [boot.peerId, late.peerId]), services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false }, bootnodes: late.getMultiaddrs() }) } })
+      await waitFor(() => tableSize(late) > 0, 'the newcomer learns its own newcomer', 5000)
+      internals.table.addInboundNode({ id: late.peerId, multiaddrs: late.getMultiaddrs() })
+      before = sent()
+      await internals.repeatSelfLookup()
+      assert.ok(sent() > before, 'it looked itself up')
+      assert.notEqual(internals.table.getNode(later.peerId), undefined, 'it found the node only the newcomer knew')
+      assert.equal(internals.selfLookupDelay, 4 * SELF_LOOKUP_REPEAT, 'a new neighbour found: the next repeat is twice as late')
+      // a closer contact that knows nobody new: the lookup runs, finds nothing, and the repeats end
+      const lonely = await nodes.create({ privateKey: await closerThan(self, [boot.peerId, late.peerId, later.peerId]), services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
+      internals.table.addInboundNode({ id: lonely.peerId, multiaddrs: lonely.getMultiaddrs() })
+      before = sent()
+      await internals.repeatSelfLookup()
+      assert.ok(sent() > before, 'it looked itself up')
+      assert.equal(internals.selfLookupDelay, undefined, 'nothing new found: no more repeats')
+    })
+
+    it('does not look itself up again while its table holds fewer than bucketSize nodes', async () => {
+      const { service, internals } = await serviceWith(await bootnode(), { bucketRefresh: false })
+      await service.start()
+      await service.afterStart()
+      await service.refresh()
+      const contact = await bootnode()
+      internals.table.addInboundNode({ id: contact.peerId, multiaddrs: contact.getMultiaddrs() })
+      const before = internals.client.stats['sent.FIND_NODE'] ?? 0
+      await internals.repeatSelfLookup()
+      assert.equal(internals.client.stats['sent.FIND_NODE'] ?? 0, before)
+      assert.equal(internals.selfLookupDelay, 2 * SELF_LOOKUP_REPEAT)
     })
   })
 
