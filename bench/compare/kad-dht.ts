@@ -2,7 +2,7 @@ import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createBenchNode, listenAddress } from './nodes.js'
-import { spread } from './scenario.js'
+import { spread, withMessagesSent } from './scenario.js'
 import type { SystemNode, System } from './runner.js'
 import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
 
@@ -62,16 +62,20 @@ export function kadDht (): System {
           const found: string[] = []
           const detail = { sendQuery: 0, peerResponse: 0, queryError: 0, pathEnded: 0 }
           let messages = 0
-          for await (const event of dht.getClosestPeers(plan.preimage, { signal })) {
-            switch (event.name) {
-              case 'DIAL_PEER': messages++; break
-              case 'SEND_QUERY': detail.sendQuery++; break
-              case 'PEER_RESPONSE': detail.peerResponse++; break
-              case 'QUERY_ERROR': detail.queryError++; break
-              case 'PATH_ENDED': detail.pathEnded++; break
-              case 'FINAL_PEER': found.push(event.peer.id.toString()); break
-              default: break
+          try {
+            for await (const event of dht.getClosestPeers(plan.preimage, { signal })) {
+              switch (event.name) {
+                case 'DIAL_PEER': messages++; break
+                case 'SEND_QUERY': detail.sendQuery++; break
+                case 'PEER_RESPONSE': detail.peerResponse++; break
+                case 'QUERY_ERROR': detail.queryError++; break
+                case 'PATH_ENDED': detail.pathEnded++; break
+                case 'FINAL_PEER': found.push(event.peer.id.toString()); break
+                default: break
+              }
             }
+          } catch (err) {
+            throw withMessagesSent(err, messages)
           }
           return { found, messages, detail }
         }

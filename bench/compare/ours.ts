@@ -1,7 +1,7 @@
 import { equals } from 'uint8arrays/equals'
 import { kadDiscovery } from '../../src/index.js'
 import { createBenchNode, listenAddress } from './nodes.js'
-import { addCounters, spread } from './scenario.js'
+import { addCounters, spread, withMessagesSent } from './scenario.js'
 import type { SystemNode, System } from './runner.js'
 import type { KadDiscovery } from '../../src/index.js'
 import type { AbortOptions, PeerId, PeerInfo } from '@libp2p/interface'
@@ -63,7 +63,7 @@ export function ours (): System {
           watch.key = plan.key
           watch.count = 0
           try {
-            const found = await service.lookup(plan.key, { signal })
+            const found = await service.lookup(plan.key, { signal }).catch(err => { throw withMessagesSent(err, watch.count) })
             const delta = (name: string): number => (stats[name] ?? 0) - (before[name] ?? 0)
             return {
               found: found.map(p => p.id.toString()),

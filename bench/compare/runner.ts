@@ -382,7 +382,8 @@ export async function runSystem (system: System, options: RunOptions): Promise<S
         source: lookup.source,
         target: Buffer.from(lookup.key).toString('hex'),
         ms: err?.name === 'NotRun' ? 0 : performance.now() - started,
-        messages: 0,
+        // a failed lookup's requests so far, when the system could count them
+        messages: typeof err?.messagesSent === 'number' ? err.messagesSent : 0,
         accuracy: 0,
         returned: 0,
         error: `${String(err?.name ?? 'Error')}: ${String(err?.message ?? err)}`.slice(0, 200),

@@ -126,3 +126,12 @@ export function addCounters (total: Record<string, number>, stats: Record<string
     total[name] = (total[name] ?? 0) + value
   }
 }
+
+/**
+ * `err` (an Error, or one made of it) carrying how many requests a failed lookup had sent,
+ * so the report counts them instead of 0.
+ */
+export function withMessagesSent (err: unknown, messagesSent: number): Error {
+  const error = err instanceof Error ? err : new Error(String(err))
+  return Object.assign(error, { messagesSent })
+}

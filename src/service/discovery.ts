@@ -5,7 +5,7 @@ import {
 import { anySignal } from 'any-signal'
 import { raceSignal } from 'race-signal'
 import { CALM_RECHECK, KEY_LENGTH, MAX_CALM_RECHECK, MAX_CALM_WAIT, MAX_EARLY_CONTACTS, MIN_RANDOM_LOOKUP_INTERVAL, SELF_LOOKUP_REPEAT } from '../constants.js'
-import { ProtocolClient } from '../protocol/client.js'
+import { isPeerFault, ProtocolClient } from '../protocol/client.js'
 import { LoadGauge } from '../protocol/load.js'
 import { ProtocolServer } from '../protocol/server.js'
 import { NodeDB } from '../store/node-db.js'
@@ -59,6 +59,8 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   private running = false
   private controller = new AbortController()
   private refreshing?: Promise<void>
+  /** Resolves once the running refresh has loaded its seeds and done its self lookup. */
+  private refreshSeeded?: Promise<void>
   private readonly lookups: Lookups
   /** Our own event loop's recent load: background work waits while it is overloaded. */
   private readonly load = new LoadGauge()
@@ -277,9 +279,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
         randomLookup: async opts => {
           // geth's refreshIfEmpty: a table that emptied (every node died or turned us away)
           // reloads its seeds and bootnodes instead of staying alone until the next refresh
-          if (this.table.size === 0) {
-            await this.refresh(opts)
-          }
+          await this.refreshIfEmpty(opts)
           return (await this.lookups.run(this.random.bytes(KEY_LENGTH), opts)).closest.map(toPeerInfoFromLookup)
         },
         sleep: async (ms, opts) => { await this.scheduler.sleep(ms, opts) },
@@ -300,7 +300,8 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   /**
    * The iterative lookup (geth `Table.lookup`): up to `bucketSize` nodes closest to
    * `target`, closest first. A `Uint8Array` target is a 32-byte key; a PeerId is hashed to
-   * its key. With an empty table it waits for one refresh first (geth's `refreshIfEmpty`).
+   * its key. With an empty table it first waits for the seeds and self lookup of a refresh
+   * (geth's `refreshIfEmpty`).
    */
   async lookup (target: PeerId | Uint8Array, options: AbortOptions = {}): Promise<PeerInfo[]> {
     this.assertStarted()
@@ -308,9 +309,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     if (!(key instanceof Uint8Array) || key.length !== KEY_LENGTH) {
       throw new InvalidParametersError(`a lookup target is a PeerId or a ${KEY_LENGTH}-byte key`)
     }
-    if (this.table.size === 0) {
-      await this.refresh(options)
-    }
+    await this.refreshIfEmpty(options)
     const signal = this.signalFor(options)
     try {
       const result = await this.lookups.run(key, { signal })
@@ -321,13 +320,37 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   }
 
   /**
+   * geth `refreshIfEmpty`: a lookup from an empty table waits for the seeds and the self
+   * lookup of a refresh (starting one if none runs), not for the refresh's later lookups,
+   * which wait for calm (PROTOCOL.md §8.6): under overload those took minutes, and every
+   * user lookup from an emptied table ran out of time before its first request. A table
+   * still empty after that (emptied after the running refresh's self lookup) takes its
+   * seeds again.
+   */
+  private async refreshIfEmpty (options: AbortOptions): Promise<void> {
+    if (this.table.size > 0) {
+      return
+    }
+    if (this.refreshing == null) {
+      this.refresh().catch(err => { this.lookupFailed(err) })
+    }
+    await raceSignal(this.refreshSeeded ?? Promise.resolve(), options.signal)
+    if (this.table.size === 0) {
+      await this.loadSeedNodes()
+    }
+  }
+
+  /**
    * Runs a refresh now and waits for it (geth `Table.refresh`); a caller during a running
    * refresh waits for that one, so two never run at once.
    */
   async refresh (options: AbortOptions = {}): Promise<void> {
     this.assertStarted()
     if (this.refreshing == null) {
-      this.refreshing = this.doRefresh().finally(() => {
+      let seeded = (): void => {}
+      this.refreshSeeded = new Promise<void>(resolve => { seeded = resolve })
+      this.refreshing = this.doRefresh(seeded).finally(() => {
+        seeded()
         this.refreshing = undefined
         this.scheduler.setDeadline('refresh', this.now() + this.init.refreshInterval)
       })
@@ -342,7 +365,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
    * and none asked a node of it). geth could not aim at a bucket: its FIND_NODE target
    * was a public key; ours is a key.
    */
-  private async doRefresh (): Promise<void> {
+  private async doRefresh (seeded: () => void = () => {}): Promise<void> {
     const signal = this.controller.signal
     const started = this.now()
     await this.loadSeedNodes()
@@ -352,6 +375,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     // every node that contacts us would be turned away
     this.table.setInitDone()
     this.addEarlyContacts()
+    seeded()
     // a process overloaded for all of MAX_CALM_WAIT drops the rest of this refresh (the next
     // is refreshInterval away): run anyway, its lookups only add to the overload
     let calm = true
@@ -523,7 +547,13 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       // alive (its addresses change only by its own contact), and a ping costs no dial
       const atAddrs = due.node.livenessChecks === 0
       await this.client.ping({ id: due.node.id, multiaddrs: due.node.addrs }, { signal: this.controller.signal, atAddrs })
-    } catch {
+    } catch (err) {
+      if (!isPeerFault(err)) {
+        // cancelled, or timed out while our own loop was overloaded: nothing is known of
+        // the peer, and under overload every entry would go this way until the table is empty
+        this.log('revalidation of %p says nothing: %e', due.node.id, err)
+        return
+      }
       alive = false
     }
     if (!this.running) {

@@ -19,7 +19,7 @@ interface Internals {
   refreshesCut: number
   controller: AbortController
   client: { stats: Record<string, number> }
-  table: { addInboundNode(contact: unknown): unknown, getNode(id: unknown): unknown, initDone: boolean }
+  table: { addInboundNode(contact: unknown): unknown, getNode(id: unknown): unknown, delete(id: unknown): boolean, initDone: boolean }
   now(): number
   contact(contact: unknown): void
   earlyContacts: Map<string, unknown>
@@ -108,6 +108,23 @@ describe('KadDiscovery background work', function () {
       assert.equal(internals.refreshesCut, 1)
       await service.refresh()
       assert.equal(internals.client.stats['sent.FIND_NODE'] ?? 0, selfLookup * 2, 'only self lookups, no random one')
+    })
+  })
+
+  describe('a lookup from an empty table (geth refreshIfEmpty)', () => {
+    it('waits for the seeds and self lookup of a refresh, not for its lookups held by the load', async () => {
+      const { service, internals, load } = await startHeld()
+      await waitFor(() => (internals.client.stats['received.NODES'] ?? 0) > 0, 'the self lookup\'s answer', 5000)
+      await new Promise(resolve => setTimeout(resolve, 100))
+      // the refresh is held after its self lookup; meanwhile the table empties
+      for (const node of service.nodes()) {
+        internals.table.delete(node.id)
+      }
+      assert.equal(service.size, 0)
+      const found = await service.lookup(crypto.getRandomValues(new Uint8Array(32)), { signal: AbortSignal.timeout(10_000) })
+      assert.ok(found.length > 0, 'the seeds were taken again and asked')
+      assert.ok(service.size > 0)
+      load.overloaded = false
     })
   })
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { setTimeout as delay } from 'node:timers/promises'
 import { identify } from '@libp2p/identify'
-import { isPeerId } from '@libp2p/interface'
+import { AbortError, isPeerId } from '@libp2p/interface'
 import { memory } from '@libp2p/memory'
 import { plaintext } from '@libp2p/plaintext'
 import { yamux } from '@libp2p/yamux'
@@ -226,6 +226,24 @@ describe('KadDiscovery', function () {
       await discovery.doRevalidate()
       assert.equal(discovery.table.getNode(b.peerId)?.livenessChecks, 2)
       assert.equal(discovery.client.stats.connectionsOpened, 1, 'the next check took b\'s own connection')
+    })
+
+    it('charges only the peer\'s own failure: a cancelled ping leaves the entry, a refused one removes it', async () => {
+      const init = { ...FAST, autoDial: { enabled: false }, revalidateInterval: 600_000 }
+      const a = await nodes.create({ services: { discovery: kadDiscovery(init) } })
+      const b = await nodes.create({ services: { discovery: kadDiscovery(init) } })
+      const discovery = a.services.discovery as unknown as {
+        table: { addFoundNode(node: PeerInfo): unknown, getNode(id: PeerId): { livenessChecks: number } | undefined }
+        client: { ping(peer: PeerInfo, options: unknown): Promise<unknown> }
+        doRevalidate(): Promise<void>
+      }
+      discovery.table.addFoundNode({ id: b.peerId, multiaddrs: b.getMultiaddrs() })
+      discovery.client.ping = async () => { throw new AbortError('cancelled') }
+      await discovery.doRevalidate()
+      assert.equal(discovery.table.getNode(b.peerId)?.livenessChecks, 0, 'a cancelled ping says nothing of the peer')
+      discovery.client.ping = async () => { throw new Error('connection refused') }
+      await discovery.doRevalidate()
+      assert.equal(discovery.table.getNode(b.peerId), undefined, 'a refused ping is the peer\'s own failure')
     })
   })
 
