@@ -369,7 +369,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     const signal = this.controller.signal
     const started = this.now()
     await this.loadSeedNodes()
-    await this.selfLookup(signal)
+    await this.selfLookup()
     // geth's initDone waits for the whole first refresh; after the self lookup our
     // neighbourhood is known, and with stale seeds the rest can take minutes, during which
     // every node that contacts us would be turned away
@@ -408,9 +408,10 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
    * least `bucketSize` nodes (in a smaller network every lookup asks every node it knows,
    * so the dialer's and the refresh's do this one's work) and heard of a closer neighbour
    * since the last self lookup (from other lookups, contacts or seeds); the repeats end
-   * once one finds nobody new. Each waits for calm first, as other background work does. Beyond geth, which looks itself up once per refresh: a node that joined
-   * with others did its self lookup while its neighbours were still arriving, and until
-   * it asks them they learn of it only by chance. A settled network stops at the first.
+   * once one finds nobody new. Each waits for calm first, as other background work does.
+   * Beyond geth, which looks itself up once per refresh: a node that joined with others
+   * did its self lookup while its neighbours were still arriving, and until it asks them
+   * they learn of it only by chance. A settled network skips every repeat.
    */
   private async repeatSelfLookup (): Promise<void> {
     const delay = this.selfLookupDelay ?? SELF_LOOKUP_REPEAT
@@ -420,13 +421,13 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       this.selfLookupDelay = next
       return
     }
-    await this.selfLookup(this.controller.signal)
+    await this.selfLookup()
     this.selfLookupDelay = this.neighboursAtSelfLookup !== before ? next : undefined
   }
 
   /** A lookup of our own key; remembers the neighbours it leaves the table with. */
-  private async selfLookup (signal: AbortSignal): Promise<void> {
-    await this.doLookup(this.table.selfKey, { signal }).catch(err => { this.lookupFailed(err) })
+  private async selfLookup (): Promise<void> {
+    await this.doLookup(this.table.selfKey, { signal: this.controller.signal }).catch(err => { this.lookupFailed(err) })
     this.neighboursAtSelfLookup = this.neighbours()
   }
 
