@@ -5,7 +5,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { MAX_EARLY_CONTACTS, SELF_LOOKUP_REPEAT } from '../../src/constants.js'
 import { kadDiscovery } from '../../src/index.js'
 import { KadDiscovery } from '../../src/service/discovery.js'
-import { distanceCompare, keyOf } from '../../src/table/key.js'
+import { keyOf, logDistance } from '../../src/table/key.js'
 import { captureComponents, TestNodes, waitFor } from '../utils/libp2p.js'
 import { FAST } from '../utils/network.js'
 import type { KadDiscoveryInit } from '../../src/index.js'
@@ -170,16 +170,20 @@ describe('KadDiscovery background work', function () {
   })
 
   describe('repeated self lookups', () => {
-    /** A key pair whose node is closer to `self` than every one of `others`. */
+    /**
+     * A key pair whose node is at a smaller log distance from `self` than every one of
+     * `others`: closer, and in a bucket of its own, so a full bucket (bucketSize 2) never
+     * sends it to the replacements instead of the table.
+     */
     async function closerThan (self: PeerId, others: PeerId[]): Promise<PrivateKey> {
-      for (let i = 0; i < 1000; i++) {
+      const nearest = Math.min(...others.map(other => logDistance(keyOf(self), keyOf(other))))
+      for (let i = 0; i < 10_000; i++) {
         const key = await generateKeyPair('Ed25519')
-        const candidate = keyOf(peerIdFromPrivateKey(key))
-        if (others.every(other => distanceCompare(keyOf(self), candidate, keyOf(other)) < 0)) {
+        if (logDistance(keyOf(self), keyOf(peerIdFromPrivateKey(key))) < nearest) {
           return key
         }
       }
-      throw new Error('no key closer than the others in 1000 tries')
+      throw new Error('no key in a closer bucket than the others in 10 000 tries')
     }
 
     it('looks itself up again about SELF_LOOKUP_REPEAT after start when it heard of a closer neighbour, twice as late while it finds new ones, and stops when it finds none', async () => {

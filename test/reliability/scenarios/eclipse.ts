@@ -73,6 +73,12 @@ export interface EclipseFigures extends Record<string, number | string | boolean
   dialerAdopted: number
   dialerClaimed: number
   dialerSubnetFull: number
+  /** Dials that failed, dialed connections the dialer closed over its target, and times its target shrank under load. */
+  dialerFailed: number
+  dialerShed: number
+  dialerTargetShrunk: number
+  /** The dialer's target as the attack ended. */
+  dialerTarget: number
   lookupsTried: number
   honestFound: number
   firstMiss: string
@@ -266,6 +272,7 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
     const honestDialedAtEnd = honest.filter(h => dialedAtEnd.some(c => c.remotePeer.equals(h.peerId) && c.status === 'open')).length
     const perSubnetAtEnd = [...dialedPerSubnet(dialer).entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
     const dialerStats = { ...dialer.stats }
+    const dialerTarget = dialer.target
     attack.abort()
     await Promise.all(floods)
     log(`attack over: ${sent} requests sent, ${maxAttackerEntries} attacker entries at most`)
@@ -327,6 +334,10 @@ export async function runEclipse (size: EclipseSize, log: (line: string) => void
       dialerAdopted: dialerStats.adopted,
       dialerClaimed: dialerStats.claimed,
       dialerSubnetFull: dialerStats.subnetFull,
+      dialerFailed: dialerStats.failed,
+      dialerShed: dialerStats.shed,
+      dialerTargetShrunk: dialerStats.targetShrunk,
+      dialerTarget,
       lookupsTried: tried.length,
       honestFound,
       firstMiss,
