@@ -23,7 +23,7 @@ import type { KadDiscovery, KadDiscoveryInit } from '../../../src/index.js'
 import type { ProtocolClient } from '../../../src/protocol/client.js'
 import type { ProtocolServer } from '../../../src/protocol/server.js'
 import type { NodeDB } from '../../../src/store/node-db.js'
-import type { Libp2p } from '@libp2p/interface'
+import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ChildConfig
 let rejections = 0
@@ -127,6 +127,13 @@ async function handle (message: ChildRequest, node: Libp2p, discovery: KadDiscov
   }
 }
 
+/** The discovery protocol's streams over `connections`, each with its connection. */
+function discoveryStreams (connections: Connection[], init: KadDiscoveryInit): Array<{ stream: Stream, connection: Connection }> {
+  return connections.flatMap(connection => connection.streams
+    .filter(s => s.protocol === (init.protocol ?? PROTOCOL))
+    .map(stream => ({ stream, connection })))
+}
+
 function stats (node: Libp2p, discovery: KadDiscovery, internals: Internals, init: KadDiscoveryInit, writes: number): ChildStats {
   const connections = node.getConnections()
   return {
@@ -143,7 +150,9 @@ function stats (node: Libp2p, discovery: KadDiscovery, internals: Internals, ini
     requestConnections: internals.client.requestConnections,
     connections: connections.length,
     closeListeners: Math.max(0, ...connections.map(c => (c as unknown as { listenerCount(type: string): number }).listenerCount('close'))),
-    streams: connections.reduce((n, c) => n + c.streams.filter(s => s.protocol === (init.protocol ?? PROTOCOL)).length, 0),
+    streams: discoveryStreams(connections, init).length,
+    streamStates: discoveryStreams(connections, init).slice(0, 4).map(({ stream, connection }) =>
+      `${stream.direction} ${stream.status} read ${stream.readStatus} write ${stream.writeStatus} on a ${connection.direction} ${connection.status} connection, ${Date.now() - stream.timeline.open} ms old`).join('; '),
     db: { ...internals.db.stats },
     rejections,
     exceptions,

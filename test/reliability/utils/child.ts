@@ -60,6 +60,8 @@ export interface ChildStats {
   closeListeners: number
   /** Open streams of the discovery protocol over all its connections. */
   streams: number
+  /** How the first few of those streams stand: what a stream left behind waits for. */
+  streamStates: string
   db: NodeDBStats
   rejections: number
   exceptions: number

@@ -80,6 +80,8 @@ export interface Aftermath extends Record<string, number | string | boolean> {
   heapSettleMs: number
   servingAfter: number
   streamsAfter: number
+  /** How the streams left behind stand (empty when none). */
+  streamsAfterStates: string
   victimRunning: boolean
   victimRejections: number
   victimExceptions: number
@@ -131,6 +133,7 @@ export async function aftermath (victim: ChildNode, baseline: number): Promise<{
       heapSettleMs: Date.now() - settleStart,
       servingAfter: stats.serving,
       streamsAfter: stats.streams,
+      streamsAfterStates: stats.streamStates,
       victimRunning: victim.running,
       victimRejections: stats.rejections,
       victimExceptions: stats.exceptions
@@ -141,7 +144,7 @@ export async function aftermath (victim: ChildNode, baseline: number): Promise<{
 /** The claims every victim run makes: nothing left behind, heap back, no crash or unhandled failure. */
 export function aftermathClaims (claims: Claims, f: Aftermath): Claims {
   return claims
-    .claim('left-behind', f.servingAfter === 0 && f.streamsAfter === 0, `left behind: ${f.servingAfter} requests, ${f.streamsAfter} streams`)
+    .claim('left-behind', f.servingAfter === 0 && f.streamsAfter === 0, `left behind: ${f.servingAfter} requests, ${f.streamsAfter} streams (${f.streamsAfterStates})`)
     .claim('heap-after', f.heapGrowthKiB * 1024 <= HEAP_MARGIN, `the heap stayed ${f.heapGrowthKiB} KiB over its baseline > ${HEAP_MARGIN / 1024} KiB`)
     .claim('victim-alive', f.victimRunning && f.victimRejections === 0 && f.victimExceptions === 0,
       `the victim ${f.victimRunning ? 'ran' : 'died'}, with ${f.victimRejections} unhandled rejections and ${f.victimExceptions} uncaught exceptions`)
