@@ -104,6 +104,10 @@ export const DIAL_TAG_TTL = 30 * minute
 export const DIAL_TAG_RENEW_INTERVAL = 10 * minute
 /** When the self lookup is first repeated after start; each further repeat waits twice as long (none in geth). */
 export const SELF_LOOKUP_REPEAT = minute
+/** How often a node introduces itself to one neighbour it has not yet sent a FIND_NODE for its own key (none in geth). */
+export const NEIGHBOUR_INTRO_INTERVAL = 5 * second
+/** How many nodes the introductions remember having told; the oldest are forgotten first (none in geth). */
+export const MAX_INTRODUCED_NEIGHBOURS = 256
 /** Contacts turned away before `initDone` that are kept and offered again once it is set (none in geth). */
 export const MAX_EARLY_CONTACTS = 32
 /** How long background work (refresh lookups, revalidation, the dialer) waits for an overloaded event loop to calm down before it goes ahead anyway (none in geth). */

@@ -4,7 +4,7 @@ import {
 } from '@libp2p/interface'
 import { anySignal } from 'any-signal'
 import { raceSignal } from 'race-signal'
-import { CALM_RECHECK, KEY_LENGTH, MAX_CALM_RECHECK, MAX_CALM_WAIT, MAX_EARLY_CONTACTS, MIN_RANDOM_LOOKUP_INTERVAL, SELF_LOOKUP_REPEAT } from '../constants.js'
+import { CALM_RECHECK, KEY_LENGTH, MAX_CALM_RECHECK, MAX_CALM_WAIT, MAX_EARLY_CONTACTS, MIN_RANDOM_LOOKUP_INTERVAL, NEIGHBOUR_INTRO_INTERVAL, SELF_LOOKUP_REPEAT } from '../constants.js'
 import { isPeerFault, ProtocolClient } from '../protocol/client.js'
 import { LoadGauge } from '../protocol/load.js'
 import { ProtocolServer } from '../protocol/server.js'
@@ -30,7 +30,7 @@ import type { ClearableSignal } from 'any-signal'
 
 export type { KadDiscoveryComponents } from './components.js'
 
-type Task = 'refresh' | 'selfLookup' | 'revalidate' | 'copy' | 'expire'
+type Task = 'refresh' | 'introduce' | 'selfLookup' | 'revalidate' | 'copy' | 'expire'
 
 /**
  * The discovery service: geth's `Table` loop, lookups and random reads behind libp2p's
@@ -193,6 +193,14 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       run: async () => { await this.refresh() },
       next: now => now + refreshInterval
     }, now)
+    this.scheduler.add('introduce', {
+      run: async () => {
+        if (this.table.initDone) {
+          await this.lookups.introduceNext({ signal: this.controller.signal })
+        }
+      },
+      next: now => now + NEIGHBOUR_INTRO_INTERVAL
+    }, now + NEIGHBOUR_INTRO_INTERVAL)
     this.selfLookupDelay = SELF_LOOKUP_REPEAT
     this.scheduler.add('selfLookup', {
       run: async () => {

@@ -1,4 +1,7 @@
 import { NotStartedError } from '@libp2p/interface'
+import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
+import { MAX_INTRODUCED_NEIGHBOURS } from '../constants.js'
 import { isPeerFault } from '../protocol/client.js'
 import { lookup } from './iterative-lookup.js'
 import type { LookupNode, LookupResult } from './iterative-lookup.js'
@@ -37,6 +40,9 @@ export class Lookups {
   // BOUNDED: one entry per answer whose node database update is still running (≤ the
   // requests of the lookups in flight, each a single queued read-modify-write)
   private readonly bookkeeping = new Set<Promise<void>>()
+  // the nodes sent a FIND_NODE for our own key (by a self lookup or an introduction), as
+  // base64 keys; BOUNDED: ≤ MAX_INTRODUCED_NEIGHBOURS, the oldest forgotten first
+  private readonly introduced = new Set<string>()
 
   constructor (init: LookupsInit) {
     this.init = init
@@ -67,9 +73,58 @@ export class Lookups {
       for (const key of result.asked) {
         this.passed.add(table.bucketIndexOf(key))
       }
+      if (uint8ArrayEquals(target, table.selfKey)) {
+        result.asked.forEach(key => { this.markIntroduced(key) })
+      }
       return result
     } finally {
       stop()
+    }
+  }
+
+  /**
+   * One neighbour introduction: a FIND_NODE for our own key to the closest node of our
+   * `bucketSize` nearest that was never sent one (by a self lookup or an earlier
+   * introduction), and its answer added as found nodes. A neighbour we learned of from
+   * somebody else's answer has never heard of us, and a self lookup that ran before it
+   * joined did not reach it; one request both puts us in its table (we are near it, in a
+   * bucket with room) and brings us its nearest. Beyond geth, where nodes that join
+   * together meet only at the next refresh. Nothing is sent while the table holds fewer
+   * than `bucketSize` nodes (a self lookup then asks them all) or once every neighbour
+   * was told. Resolves whether a request went out; never rejects.
+   */
+  async introduceNext (options: AbortOptions): Promise<boolean> {
+    const { table, bucketSize } = this.init
+    if (table.size < bucketSize) {
+      return false
+    }
+    const next = table.closest(table.selfKey, bucketSize).find(node => !this.introduced.has(keyText(node.key)))
+    if (next == null) {
+      return false
+    }
+    this.markIntroduced(next.key)
+    try {
+      const found = await this.findnode({ id: next.id, key: next.key, multiaddrs: next.addrs }, table.selfKey, options)
+      for (const info of found) {
+        if (!info.id.equals(table.self)) {
+          table.addFoundNode(info)
+        }
+      }
+    } catch {
+      // counted by findnode when it was the peer's fault; the next run tells the next node
+    }
+    return true
+  }
+
+  private markIntroduced (key: Uint8Array): void {
+    const text = keyText(key)
+    this.introduced.delete(text)
+    this.introduced.add(text)
+    for (const oldest of this.introduced) {
+      if (this.introduced.size <= MAX_INTRODUCED_NEIGHBOURS) {
+        break
+      }
+      this.introduced.delete(oldest)
     }
   }
 
@@ -130,4 +185,8 @@ export class Lookups {
       .finally(() => { this.bookkeeping.delete(task) })
     this.bookkeeping.add(task)
   }
+}
+
+function keyText (key: Uint8Array): string {
+  return uint8ArrayToString(key, 'base64')
 }

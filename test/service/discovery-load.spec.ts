@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { MAX_EARLY_CONTACTS, SELF_LOOKUP_REPEAT } from '../../src/constants.js'
+import { MAX_EARLY_CONTACTS, NEIGHBOUR_INTRO_INTERVAL, SELF_LOOKUP_REPEAT } from '../../src/constants.js'
 import { kadDiscovery } from '../../src/index.js'
 import { KadDiscovery } from '../../src/service/discovery.js'
 import { keyOf, logDistance } from '../../src/table/key.js'
@@ -19,13 +19,14 @@ interface Internals {
   refreshesCut: number
   controller: AbortController
   client: { stats: Record<string, number> }
-  table: { addInboundNode(contact: unknown): unknown, getNode(id: unknown): unknown, delete(id: unknown): boolean, initDone: boolean }
+  table: { addInboundNode(contact: unknown): unknown, addFoundNode(info: unknown): unknown, getNode(id: unknown): unknown, delete(id: unknown): boolean, initDone: boolean }
+  lookups: { introduceNext(options: { signal?: AbortSignal }): Promise<boolean> }
   now(): number
   contact(contact: unknown): void
   earlyContacts: Map<string, unknown>
   repeatSelfLookup(): Promise<void>
   selfLookupDelay?: number
-  scheduler: { deadlines: Map<string, number> }
+  scheduler: { deadlines: Map<string, number>, setDeadline(name: string, at: number): void }
 }
 
 describe('KadDiscovery background work', function () {
@@ -195,6 +196,8 @@ describe('KadDiscovery background work', function () {
       const started = Date.now()
       await service.afterStart()
       await service.refresh()
+      // introductions would send FIND_NODEs of their own to these few nodes
+      internals.scheduler.setDeadline('introduce', Number.POSITIVE_INFINITY)
       const first = internals.scheduler.deadlines.get('selfLookup') ?? 0
       assert.ok(first >= started + SELF_LOOKUP_REPEAT / 2 && first <= Date.now() + SELF_LOOKUP_REPEAT * 1.5, 'first repeat about SELF_LOOKUP_REPEAT after start')
       const sent = (): number => internals.client.stats['sent.FIND_NODE'] ?? 0
@@ -232,6 +235,44 @@ describe('KadDiscovery background work', function () {
       await internals.repeatSelfLookup()
       assert.equal(internals.client.stats['sent.FIND_NODE'] ?? 0, before)
       assert.equal(internals.selfLookupDelay, 2 * SELF_LOOKUP_REPEAT)
+    })
+  })
+
+  describe('neighbour introductions', () => {
+    it('run every NEIGHBOUR_INTRO_INTERVAL, and tell a neighbour heard of from others about us once, after which it holds us', async () => {
+      const boot = await bootnode()
+      // bucketSize 2: two nodes are a table "full enough" to introduce itself
+      const { service, internals, host } = await serviceWith(boot, { bucketRefresh: false, bucketSize: 2 })
+      const started = Date.now()
+      await service.start()
+      await service.afterStart()
+      await service.refresh()
+      const due = internals.scheduler.deadlines.get('introduce') ?? 0
+      assert.ok(due >= started + NEIGHBOUR_INTRO_INTERVAL && due <= Date.now() + NEIGHBOUR_INTRO_INTERVAL, 'the first introduction is NEIGHBOUR_INTRO_INTERVAL after start')
+      // a neighbour we only heard of: it never heard of us
+      const heard = await bootnode()
+      internals.table.addFoundNode({ id: heard.peerId, multiaddrs: heard.getMultiaddrs() })
+      const sent = (): number => internals.client.stats['sent.FIND_NODE'] ?? 0
+      const before = sent()
+      assert.equal(await internals.lookups.introduceNext({}), true)
+      assert.equal(sent(), before + 1, 'one request')
+      const heardService = heard.services.discovery as KadDiscovery
+      await waitFor(() => heardService.nodes().some(n => n.id.equals(host.peerId)), 'the neighbour to hold us', 5000)
+      // the bootnode was asked by the self lookup: nobody is left to tell
+      assert.equal(await internals.lookups.introduceNext({}), false)
+      assert.equal(sent(), before + 1, 'no further request')
+    })
+
+    it('sends nothing while the table holds fewer than bucketSize nodes', async () => {
+      const { service, internals } = await serviceWith(await bootnode(), { bucketRefresh: false })
+      await service.start()
+      await service.afterStart()
+      await service.refresh()
+      const heard = await bootnode()
+      internals.table.addFoundNode({ id: heard.peerId, multiaddrs: heard.getMultiaddrs() })
+      const before = internals.client.stats['sent.FIND_NODE'] ?? 0
+      assert.equal(await internals.lookups.introduceNext({}), false)
+      assert.equal(internals.client.stats['sent.FIND_NODE'] ?? 0, before)
     })
   })
 
