@@ -151,13 +151,13 @@ export function peerInfoOf (node: Libp2p): PeerInfo {
 
 /**
  * Polls `condition` until it holds, for at most `ms` (a bounded wait, not a timing
- * assertion): throws with `what` when it never does.
+ * assertion): throws with `what` (or what it returns, read at the time) when it never does.
  */
-export async function waitFor (condition: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
+export async function waitFor (condition: () => boolean | Promise<boolean>, what: string | (() => string), ms = 5000): Promise<void> {
   const until = Date.now() + ms
   while (!(await condition())) {
     if (Date.now() > until) {
-      throw new Error(`timed out waiting for ${what}`)
+      throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`)
     }
     await new Promise(resolve => setTimeout(resolve, 10))
   }

@@ -10,6 +10,7 @@ import { writeHeapSnapshot } from 'node:v8'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { LevelDatastore } from 'datastore-level'
+import { REQUEST_TIMEOUT } from '../../../src/constants.js'
 import { kadDiscovery, PROTOCOL } from '../../../src/index.js'
 import { RateLimiter } from '../../../src/protocol/rate-limiter.js'
 import { encodeFields, nodeKey } from '../../../src/store/records.js'
@@ -134,6 +135,16 @@ function discoveryStreams (connections: Connection[], init: KadDiscoveryInit): A
     .map(stream => ({ stream, connection })))
 }
 
+/**
+ * The discovery streams older than twice the request timeout: past every deadline of the
+ * client and the server, so held by nothing that is still running. Younger ones may
+ * belong to a request that has just begun (revalidation, an introduction).
+ */
+function lingering (connections: Connection[], init: KadDiscoveryInit): Array<{ stream: Stream, connection: Connection }> {
+  const limit = 2 * (init.requestTimeout ?? REQUEST_TIMEOUT)
+  return discoveryStreams(connections, init).filter(({ stream }) => Date.now() - stream.timeline.open > limit)
+}
+
 function stats (node: Libp2p, discovery: KadDiscovery, internals: Internals, init: KadDiscoveryInit, writes: number): ChildStats {
   const connections = node.getConnections()
   return {
@@ -151,7 +162,8 @@ function stats (node: Libp2p, discovery: KadDiscovery, internals: Internals, ini
     connections: connections.length,
     closeListeners: Math.max(0, ...connections.map(c => (c as unknown as { listenerCount(type: string): number }).listenerCount('close'))),
     streams: discoveryStreams(connections, init).length,
-    streamStates: discoveryStreams(connections, init).slice(0, 4).map(({ stream, connection }) =>
+    lingeringStreams: lingering(connections, init).length,
+    streamStates: lingering(connections, init).slice(0, 4).map(({ stream, connection }) =>
       `${stream.direction} ${stream.status} read ${stream.readStatus} write ${stream.writeStatus} on a ${connection.direction} ${connection.status} connection, ${Date.now() - stream.timeline.open} ms old`).join('; '),
     db: { ...internals.db.stats },
     rejections,

@@ -60,7 +60,9 @@ export interface ChildStats {
   closeListeners: number
   /** Open streams of the discovery protocol over all its connections. */
   streams: number
-  /** How the first few of those streams stand: what a stream left behind waits for. */
+  /** Those open for longer than twice the request timeout: past every deadline, so left behind. */
+  lingeringStreams: number
+  /** How the first few lingering streams stand: what a stream left behind waits for. */
   streamStates: string
   db: NodeDBStats
   rejections: number

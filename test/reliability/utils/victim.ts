@@ -79,6 +79,7 @@ export interface Aftermath extends Record<string, number | string | boolean> {
   /** How long after the run the heap took to come back within the margin (bounded). */
   heapSettleMs: number
   servingAfter: number
+  /** Discovery streams open past twice the request timeout: held by no deadline, left behind. */
   streamsAfter: number
   /** How the streams left behind stand (empty when none). */
   streamsAfterStates: string
@@ -113,6 +114,7 @@ async function snapshot (victim: ChildNode, when: string): Promise<void> {
 export async function aftermath (victim: ChildNode, baseline: number): Promise<{ stats: ChildStats, figures: Aftermath }> {
   await until(async () => {
     const s = await victim.stats()
+    // usually none; a request just begun (revalidation, an introduction) may hold one
     return s.serving === 0 && s.streams === 0
   }, 30_000)
   const stats = await victim.stats()
@@ -132,7 +134,7 @@ export async function aftermath (victim: ChildNode, baseline: number): Promise<{
       heapGrowthKiB: Math.round((heap - baseline) / 1024),
       heapSettleMs: Date.now() - settleStart,
       servingAfter: stats.serving,
-      streamsAfter: stats.streams,
+      streamsAfter: stats.lingeringStreams,
       streamsAfterStates: stats.streamStates,
       victimRunning: victim.running,
       victimRejections: stats.rejections,
