@@ -1,9 +1,8 @@
 import { NotStartedError } from '@libp2p/interface'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
-import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { MAX_INTRODUCED_NEIGHBOURS } from '../constants.js'
 import { isPeerFault } from '../protocol/client.js'
-import { lookup } from './iterative-lookup.js'
+import { keyText, lookup } from './iterative-lookup.js'
 import type { LookupNode, LookupResult } from './iterative-lookup.js'
 import type { DiscoveryMetrics } from './metrics.js'
 import type { ProtocolClient } from '../protocol/client.js'
@@ -105,11 +104,8 @@ export class Lookups {
     this.markIntroduced(next.key)
     try {
       const found = await this.findnode({ id: next.id, key: next.key, multiaddrs: next.addrs }, table.selfKey, options)
-      for (const info of found) {
-        if (!info.id.equals(table.self)) {
-          table.addFoundNode(info)
-        }
-      }
+      // the table refuses self, as it does for a lookup's answers
+      found.forEach(info => table.addFoundNode(info))
     } catch {
       // counted by findnode when it was the peer's fault; the next run tells the next node
     }
@@ -185,8 +181,4 @@ export class Lookups {
       .finally(() => { this.bookkeeping.delete(task) })
     this.bookkeeping.add(task)
   }
-}
-
-function keyText (key: Uint8Array): string {
-  return uint8ArrayToString(key, 'base64')
 }

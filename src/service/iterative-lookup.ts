@@ -170,7 +170,8 @@ export async function lookup (init: LookupInit, target: Uint8Array, options: Abo
   }
 }
 
-function keyText (key: Uint8Array): string {
+/** A key as text, for sets and maps of keys. */
+export function keyText (key: Uint8Array): string {
   return uint8ArrayToString(key, 'base64')
 }
 
