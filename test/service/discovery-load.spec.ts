@@ -53,6 +53,16 @@ describe('KadDiscovery background work', function () {
     return { service, internals: service as unknown as Internals, host }
   }
 
+  /** `serviceWith`, started and through its first refresh; `started` is read just before start(). */
+  async function refreshedWith (boot: Libp2p, init: KadDiscoveryInit = {}): Promise<{ service: KadDiscovery, internals: Internals, host: Libp2p, started: number }> {
+    const made = await serviceWith(boot, init)
+    const started = Date.now()
+    await made.service.start()
+    await made.service.afterStart()
+    await made.service.refresh()
+    return { ...made, started }
+  }
+
   function tableSize (node: Libp2p): number {
     return (node.services.discovery as { size: number }).size
   }
@@ -190,12 +200,8 @@ describe('KadDiscovery background work', function () {
     it('looks itself up again about SELF_LOOKUP_REPEAT after start when it heard of a closer neighbour, twice as late while it finds new ones, and stops when it finds none', async () => {
       const boot = await bootnode()
       // bucketSize 2: the table is "full enough" (≥ bucketSize nodes) from two nodes on
-      const { service, internals, host } = await serviceWith(boot, { bucketRefresh: false, bucketSize: 2 })
+      const { internals, host, started } = await refreshedWith(boot, { bucketRefresh: false, bucketSize: 2 })
       const self = host.peerId
-      await service.start()
-      const started = Date.now()
-      await service.afterStart()
-      await service.refresh()
       // introductions would send FIND_NODEs of their own to these few nodes
       internals.scheduler.setDeadline('introduce', Number.POSITIVE_INFINITY)
       const first = internals.scheduler.deadlines.get('selfLookup') ?? 0
@@ -225,10 +231,7 @@ describe('KadDiscovery background work', function () {
     })
 
     it('does not look itself up again while its table holds fewer than bucketSize nodes', async () => {
-      const { service, internals } = await serviceWith(await bootnode(), { bucketRefresh: false })
-      await service.start()
-      await service.afterStart()
-      await service.refresh()
+      const { internals } = await refreshedWith(await bootnode(), { bucketRefresh: false })
       const contact = await bootnode()
       internals.table.addInboundNode({ id: contact.peerId, multiaddrs: contact.getMultiaddrs() })
       const before = internals.client.stats['sent.FIND_NODE'] ?? 0
@@ -242,11 +245,7 @@ describe('KadDiscovery background work', function () {
     it('run every NEIGHBOUR_INTRO_INTERVAL, and tell a neighbour heard of from others about us once, after which it holds us', async () => {
       const boot = await bootnode()
       // bucketSize 2: two nodes are a table "full enough" to introduce itself
-      const { service, internals, host } = await serviceWith(boot, { bucketRefresh: false, bucketSize: 2 })
-      const started = Date.now()
-      await service.start()
-      await service.afterStart()
-      await service.refresh()
+      const { internals, host, started } = await refreshedWith(boot, { bucketRefresh: false, bucketSize: 2 })
       const due = internals.scheduler.deadlines.get('introduce') ?? 0
       assert.ok(due >= started + NEIGHBOUR_INTRO_INTERVAL && due <= Date.now() + NEIGHBOUR_INTRO_INTERVAL, 'the first introduction is NEIGHBOUR_INTRO_INTERVAL after start')
       // a neighbour we only heard of: it never heard of us
@@ -264,10 +263,7 @@ describe('KadDiscovery background work', function () {
     })
 
     it('sends nothing while the table holds fewer than bucketSize nodes', async () => {
-      const { service, internals } = await serviceWith(await bootnode(), { bucketRefresh: false })
-      await service.start()
-      await service.afterStart()
-      await service.refresh()
+      const { internals } = await refreshedWith(await bootnode(), { bucketRefresh: false })
       const heard = await bootnode()
       internals.table.addFoundNode({ id: heard.peerId, multiaddrs: heard.getMultiaddrs() })
       const before = internals.client.stats['sent.FIND_NODE'] ?? 0
@@ -279,10 +275,7 @@ describe('KadDiscovery background work', function () {
   describe('signals', () => {
     it('leaves no listener on the service\'s signal once lookups and random reads are done', async () => {
       const boot = await bootnode()
-      const { service, internals } = await serviceWith(boot)
-      await service.start()
-      await service.afterStart()
-      await service.refresh()
+      const { service, internals } = await refreshedWith(boot)
       const before = getEventListeners(internals.controller.signal, 'abort').length
       const user = new AbortController()
       for (let i = 0; i < 20; i++) {

@@ -207,15 +207,23 @@ describe('KadDiscovery', function () {
   })
 
   describe('revalidation (geth doRevalidate)', () => {
-    it('checks a new entry at its own addresses, then keeps it live over any open connection', async () => {
+    /** What these tests look at of a's service, or steer. */
+    interface Revalidating {
+      table: { addFoundNode(node: PeerInfo): unknown, getNode(id: PeerId): { livenessChecks: number } | undefined }
+      client: { stats: Record<string, number>, ping(peer: PeerInfo, options: unknown): Promise<unknown> }
+      doRevalidate(): Promise<void>
+    }
+
+    /** Two discovery nodes whose revalidation runs only when a test calls it; a's service. */
+    async function pair (): Promise<{ a: Libp2p, b: Libp2p, discovery: Revalidating }> {
       const init = { ...FAST, autoDial: { enabled: false }, revalidateInterval: 600_000 }
       const a = await nodes.create({ services: { discovery: kadDiscovery(init) } })
       const b = await nodes.create({ services: { discovery: kadDiscovery(init) } })
-      const discovery = a.services.discovery as unknown as {
-        table: { addFoundNode(node: PeerInfo): unknown, getNode(id: PeerId): { livenessChecks: number } | undefined }
-        client: { stats: Record<string, number> }
-        doRevalidate(): Promise<void>
-      }
+      return { a, b, discovery: a.services.discovery as unknown as Revalidating }
+    }
+
+    it('checks a new entry at its own addresses, then keeps it live over any open connection', async () => {
+      const { a, b, discovery } = await pair()
       // b holds a connection to a, as a peer in use does; a heard of b at b's real address
       await b.dial(a.getMultiaddrs()[0]!)
       discovery.table.addFoundNode({ id: b.peerId, multiaddrs: b.getMultiaddrs().map(ma => ma.decapsulateCode(421)) })
@@ -229,14 +237,7 @@ describe('KadDiscovery', function () {
     })
 
     it('charges only the peer\'s own failure: a cancelled ping leaves the entry, a refused one removes it', async () => {
-      const init = { ...FAST, autoDial: { enabled: false }, revalidateInterval: 600_000 }
-      const a = await nodes.create({ services: { discovery: kadDiscovery(init) } })
-      const b = await nodes.create({ services: { discovery: kadDiscovery(init) } })
-      const discovery = a.services.discovery as unknown as {
-        table: { addFoundNode(node: PeerInfo): unknown, getNode(id: PeerId): { livenessChecks: number } | undefined }
-        client: { ping(peer: PeerInfo, options: unknown): Promise<unknown> }
-        doRevalidate(): Promise<void>
-      }
+      const { b, discovery } = await pair()
       discovery.table.addFoundNode({ id: b.peerId, multiaddrs: b.getMultiaddrs() })
       discovery.client.ping = async () => { throw new AbortError('cancelled') }
       await discovery.doRevalidate()
