@@ -8,7 +8,7 @@ import { MAX_RECORD_SIZE } from '../../src/constants.js'
 import { kadDiscovery } from '../../src/index.js'
 import { toPbPeer } from '../../src/protocol/convert.js'
 import { Message } from '../../src/protocol/pb/message.js'
-import { verifyPeerRecord } from '../../src/protocol/records.js'
+import { VERIFIED_RECORDS_CACHE_SIZE, VerifiedRecords, verifyPeerRecord } from '../../src/protocol/records.js'
 import { keyOf } from '../../src/table/key.js'
 import { peerInfoOf, waitFor } from '../utils/libp2p.js'
 import { answerByHand, protocolService, useNodes } from './utils.js'
@@ -49,6 +49,46 @@ describe('signed peer records', () => {
       assert.equal(await verifyPeerRecord(await signedRecord(other, ['/ip4/51.15.0.1/tcp/1'], 1n), id), 'wrong-signer')
       assert.equal(await verifyPeerRecord(Uint8Array.of(1, 2, 3), id), 'undecodable')
       assert.equal(await verifyPeerRecord(new Uint8Array(MAX_RECORD_SIZE + 1), id), 'oversized')
+    })
+  })
+
+  describe('VerifiedRecords', () => {
+    it('gives the same outcome from memory, and a remembered record only for the peer it names', async () => {
+      const key = await generateKeyPair('Ed25519')
+      const other = await generateKeyPair('Ed25519')
+      const id = peerIdFromPrivateKey(key)
+      const bytes = await signedRecord(key, ['/ip4/51.15.0.1/tcp/1', '/ip4/51.15.0.1/udp/1/quic-v1'], 3n)
+      const verified = new VerifiedRecords()
+      for (let i = 0; i < 2; i++) {
+        const result = await verified.verify(bytes, id)
+        assert.ok(typeof result !== 'string', `read ${i + 1}: ${String(result)}`)
+        assert.equal(result.seq, 3n)
+        assert.deepEqual(result.multiaddrs.map(String), ['/ip4/51.15.0.1/tcp/1', '/ip4/51.15.0.1/udp/1/quic-v1'])
+      }
+      assert.equal(verified.size, 1)
+      // the same genuine bytes relayed in another node's entry
+      assert.equal(await verified.verify(bytes, peerIdFromPrivateKey(other)), 'wrong-signer')
+      // and the other way round: refused for the wrong entry first, then taken for its own
+      const fresh = new VerifiedRecords()
+      assert.equal(await fresh.verify(bytes, peerIdFromPrivateKey(other)), 'wrong-signer')
+      assert.equal(typeof await fresh.verify(bytes, id), 'object')
+    })
+
+    it('remembers refusals, and forgets the least recently used past its size', async () => {
+      const key = await generateKeyPair('Ed25519')
+      const id = peerIdFromPrivateKey(key)
+      const forged = await signedRecord(key, ['/ip4/51.15.0.1/tcp/1'], 1n)
+      forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 0xff
+      const verified = new VerifiedRecords()
+      assert.equal(await verified.verify(forged, id), 'bad-signature')
+      assert.equal(await verified.verify(forged, id), 'bad-signature')
+      assert.equal(await verified.verify(Uint8Array.of(1, 2, 3), id), 'undecodable')
+      assert.equal(await verified.verify(new Uint8Array(MAX_RECORD_SIZE + 1), id), 'oversized')
+      assert.equal(verified.size, 2, 'an oversized record is refused before it is hashed')
+      for (let i = 0; i < VERIFIED_RECORDS_CACHE_SIZE + 5; i++) {
+        assert.equal(await verified.verify(Uint8Array.of(9, i >> 8, i & 0xff), id), 'undecodable')
+      }
+      assert.equal(verified.size, VERIFIED_RECORDS_CACHE_SIZE)
     })
   })
 
