@@ -78,6 +78,7 @@ export interface Aftermath extends Record<string, number | string | boolean> {
   heapGrowthKiB: number
   /** How long after the run the heap took to come back within the margin (bounded). */
   heapSettleMs: number
+  /** The fewest requests the victim served at once while we waited for it to settle (bounded). */
   servingAfter: number
   /** Discovery streams open past twice the request timeout: held by no deadline, left behind. */
   streamsAfter: number
@@ -112,9 +113,12 @@ async function snapshot (victim: ChildNode, when: string): Promise<void> {
  * heap is back within `HEAP_MARGIN` of `baseline` (bounded), and reports both.
  */
 export async function aftermath (victim: ChildNode, baseline: number): Promise<{ stats: ChildStats, figures: Aftermath }> {
+  // a request left behind is served at every read; one just begun (revalidation, an
+  // introduction from an honest peer) only at some, so the fewest seen is what counts
+  let fewestServing = Number.POSITIVE_INFINITY
   await until(async () => {
     const s = await victim.stats()
-    // usually none; a request just begun (revalidation, an introduction) may hold one
+    fewestServing = Math.min(fewestServing, s.serving)
     return s.serving === 0 && s.streams === 0
   }, 30_000)
   const stats = await victim.stats()
@@ -133,7 +137,7 @@ export async function aftermath (victim: ChildNode, baseline: number): Promise<{
       heapAfterMiB: mib(heap),
       heapGrowthKiB: Math.round((heap - baseline) / 1024),
       heapSettleMs: Date.now() - settleStart,
-      servingAfter: stats.serving,
+      servingAfter: fewestServing,
       streamsAfter: stats.lingeringStreams,
       streamsAfterStates: stats.streamStates,
       victimRunning: victim.running,
