@@ -131,11 +131,19 @@ type CachedOutcome = 'signed' | Exclude<RecordRefusal, 'wrong-signer'>
  * node's).
  */
 function openSigned (bytes: Uint8Array, peer: PeerId): VerifiedRecord | RecordRefusal {
-  try {
-    const record = PeerRecord.createFromProtobuf(RecordEnvelope.createFromProtobuf(bytes).payload)
-    return record.peerId.equals(peer) ? { seq: record.seqNumber, multiaddrs: record.multiaddrs } : 'wrong-signer'
-  } catch {
+  const record = unverifiedRecord(bytes)
+  if (record == null) {
     return 'undecodable'
+  }
+  return record.peerId.equals(peer) ? { seq: record.seqNumber, multiaddrs: record.multiaddrs } : 'wrong-signer'
+}
+
+/** The peer record marshalled bytes hold, its signature unchecked; undefined when it does not decode. */
+function unverifiedRecord (bytes: Uint8Array): PeerRecord | undefined {
+  try {
+    return PeerRecord.createFromProtobuf(RecordEnvelope.createFromProtobuf(bytes).payload)
+  } catch {
+    return undefined
   }
 }
 
@@ -148,11 +156,7 @@ export function claimedRecordSeq (bytes: Uint8Array): bigint | undefined {
   if (bytes.byteLength > MAX_RECORD_SIZE) {
     return undefined
   }
-  try {
-    return PeerRecord.createFromProtobuf(RecordEnvelope.createFromProtobuf(bytes).payload).seqNumber
-  } catch {
-    return undefined
-  }
+  return unverifiedRecord(bytes)?.seqNumber
 }
 
 /** How long a peer's record is reused before the peer store is read again. */
