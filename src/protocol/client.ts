@@ -141,6 +141,7 @@ export class ProtocolClient implements Startable {
    * timeout while our own event loop was saturated: not the peer's fault),
    * `aborted`, `retry`, `invalid.<reason>`, `relayRefused.<reason>`, `dialError`, `reset`,
    * `connectionLost`, `error`, `connectionsOpened`, `connectionsClosed`, `connectionsHandedOver`,
+   * `connectionsAbandoned` (a connection our dial opened after the request gave up on it),
    * `dialed.PING`, `dialed.FIND_NODE` (requests that had to dial a connection first),
    * `recordVerified`, `recordUnchecked` (as new as the record held: never used, so not
    * checked), `recordRefused.<reason>`, `recordMissing`, `recordUnusable`.

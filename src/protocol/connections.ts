@@ -157,6 +157,11 @@ export class RequestConnections {
     let connection: Connection
     try {
       connection = await dial
+    } catch (err) {
+      if (!theirs) {
+        this.keepAbandoned(peer, before)
+      }
+      throw err
     } finally {
       if (this.dialing.get(key) === dial) {
         this.dialing.delete(key)
@@ -181,11 +186,29 @@ export class RequestConnections {
     }
     entry.refs--
     if (entry.refs === 0) {
-      entry.idleSince = Date.now()
-      this.closeWhenIdle(entry).catch(err => {
-        this.log.error('could not close request connection to %p - %e', entry.connection.remotePeer, err)
-      })
+      this.idle(entry)
     }
+  }
+
+  /**
+   * Our dial was given up (the request's deadline or signal) while libp2p's dial went on:
+   * libp2p stops waiting at once, but a connection that got through before the abort stays
+   * registered, and nobody would ever close it. It is ours: it closes like any other.
+   */
+  private keepAbandoned (peer: PeerId, before: Set<string>): void {
+    for (const connection of this.connectionManager.getConnections(peer)) {
+      if (connection.direction === 'outbound' && connection.status === 'open' && !before.has(connection.id) && !this.owned.has(connection.id)) {
+        this.counters.increment('connectionsAbandoned')
+        this.idle(this.own(connection))
+      }
+    }
+  }
+
+  private idle (entry: Owned): void {
+    entry.idleSince = Date.now()
+    this.closeWhenIdle(entry).catch(err => {
+      this.log.error('could not close request connection to %p - %e', entry.connection.remotePeer, err)
+    })
   }
 
   /**
@@ -217,14 +240,16 @@ export class RequestConnections {
     return this.connectionManager.getConnections(peer).filter(c => c.status === 'open' && c.limits == null && !this.closing.has(c))
   }
 
-  private own (connection: Connection): void {
-    this.owned.set(connection.id, { connection, refs: 0, idleSince: Date.now() })
+  private own (connection: Connection): Owned {
+    const entry: Owned = { connection, refs: 0, idleSince: Date.now() }
+    this.owned.set(connection.id, entry)
     this.counters.increment('connectionsOpened')
     this.log('opened request connection %s to %p', connection.id, connection.remotePeer)
     connection.addEventListener('close', () => {
       this.owned.get(connection.id)?.wake?.(false)
       this.owned.delete(connection.id)
     }, { once: true })
+    return entry
   }
 
   /** A lease on `connection`, a share of it if discovery owns it. */

@@ -335,6 +335,23 @@ describe('ProtocolClient', () => {
       assert.equal(a.services.discovery.client.stats.connectionsOpened, undefined)
     })
 
+    it('closes a connection its dial opened after the request gave up on it', async () => {
+      const [a, b] = await pair({ requestTimeout: 500, connectionIdleLinger: 0 })
+      // libp2p records a successful dial in the peer store before it hands the connection
+      // back; a slow write there (a busy node) outlasts the request's deadline
+      const merge = a.peerStore.merge.bind(a.peerStore)
+      a.peerStore.merge = async (peer, data, options) => {
+        if (peer.equals(b.peerId) && data.metadata != null) {
+          await delay(1000)
+        }
+        return merge(peer, data, options)
+      }
+      await assert.rejects(a.services.discovery.client.ping(peerInfoOf(b)), { name: 'TimeoutError' })
+      await waitFor(() => a.getConnections(b.peerId).length === 0, 'the abandoned connection to close')
+      assert.equal(a.services.discovery.client.stats.connectionsAbandoned, 1)
+      assert.equal(a.services.discovery.client.stats.connectionsClosed, 1)
+    })
+
     it('keeps at most maxRequestConnections idle request connections', async () => {
       const a = await nodes.create<Services>({ services: { discovery: protocolService({ client: { maxRequestConnections: 2, connectionIdleLinger: 30_000 } }) } })
       const peers = await nodes.createMany<Services>(4, { services: { discovery: protocolService() } })
