@@ -51,7 +51,7 @@ export interface ProtocolClientInit {
   /**
    * How long an idle connection dialed only for requests waits for the next request before
    * it is closed, while this node holds under a quarter of its `maxConnections`, in
-   * milliseconds; 0 closes it once its last request is done. @default 10000
+   * milliseconds; 0 closes it once its last request is done. @default 2000
    */
   connectionIdleLinger?: number
   /**
@@ -107,8 +107,13 @@ interface NodesAnswer {
   entries: AnsweredNode[]
 }
 
-/** The default `connectionIdleLinger`: a refresh's lookups ask the same peers within it. */
-export const DEFAULT_IDLE_LINGER = 10_000
+/**
+ * The default `connectionIdleLinger`: a lookup's rounds and a refresh's back-to-back lookups
+ * ask the same peers within it, and a requester opens about one connection to a peer per
+ * linger at most (libp2p refuses a sixth new connection a second from one host). Longer
+ * lingers mostly kept connections nobody reused (README, "Side by side").
+ */
+export const DEFAULT_IDLE_LINGER = 2_000
 
 /** Turns a checked answer into the request's result; throws `invalidMessage(…)` on bad content. */
 type Parse<T> = (response: Message, remoteAddr: Multiaddr) => T

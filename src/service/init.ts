@@ -95,7 +95,7 @@ export interface KadDiscoveryInit {
   maxInboundStreams?: number
   /**
    * Connections opened only for discovery's requests that are kept open at once, idle, for
-   * the next request (at most 10 s each): past it, the one idle longest closes. 0 closes
+   * the next request (at most 2 s each): past it, the one idle longest closes. 0 closes
    * each once its requests are done. @default 16
    */
   maxRequestConnections?: number
