@@ -133,6 +133,16 @@ describe('the packages as a user installs them (npm pack, then npm install in a 
     }
   })
 
+  it('installs both packages with the licence texts their manifests name', async () => {
+    for (const name of ['libp2p-kad-discovery', 'libp2p-kad-discovery-cli']) {
+      const dir = join(app, 'node_modules', name)
+      const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { license: string }
+      assert.equal(manifest.license, 'Apache-2.0 OR MIT')
+      assert.match(await readFile(join(dir, 'LICENSE-APACHE'), 'utf8'), /Apache License\s+Version 2\.0/)
+      assert.match(await readFile(join(dir, 'LICENSE-MIT'), 'utf8'), /Permission is hereby granted, free of charge/)
+    }
+  })
+
   it('resolves every module the README, the docs and the API example import', async () => {
     const texts = [await readFile(join(ROOT, 'README.md'), 'utf8'), await readFile(join(ROOT, 'src', 'index.ts'), 'utf8')]
     for (const doc of await readdir(join(ROOT, 'docs'))) {
