@@ -70,6 +70,8 @@ export interface AutoDialerStats {
   adopted: number
   /** Request connections claimed as dialed peers when their peer came up as a candidate. */
   claimed: number
+  /** Dials that timed out, but whose connection opened all the same: kept as dialed. */
+  abandoned: number
   /** Waits because the candidates held nothing new. */
   idleWaits: number
   /** Times every dialed connection was lost, and the dialer started over from the table. */
@@ -170,7 +172,7 @@ export class AutoDialer implements Startable {
   // minConnections, less while the node's own event loop is overloaded
   private readonly dialTarget: DialTarget
   readonly stats: AutoDialerStats = {
-    dials: 0, connected: 0, failed: 0, skipped: 0, backedOff: 0, subnetFull: 0, adopted: 0, claimed: 0, idleWaits: 0, recoveries: 0, targetShrunk: 0, shed: 0
+    dials: 0, connected: 0, failed: 0, skipped: 0, backedOff: 0, subnetFull: 0, adopted: 0, claimed: 0, abandoned: 0, idleWaits: 0, recoveries: 0, targetShrunk: 0, shed: 0
   }
 
   constructor (components: AutoDialerComponents, init: AutoDialerInit) {
@@ -617,8 +619,20 @@ export class AutoDialer implements Startable {
     }
   }
 
+  /**
+   * The connection a dial we gave up on (its deadline) opened all the same: libp2p stops
+   * waiting at once, but a connection that got through before the abort stays registered
+   * and reaches nobody. It is this dial's, so it counts as dialed rather than stay open
+   * for nobody.
+   */
+  private abandoned (peer: PeerId, since: number): Connection | undefined {
+    return this.components.connectionManager.getConnections(peer)
+      .find(c => c.direction === 'outbound' && c.status === 'open' && c.timeline.open >= since && !this.dialed.has(c.id))
+  }
+
   private async dial (peer: PeerInfo, address: NetAddress, signal: AbortSignal): Promise<void> {
     let connection: Connection
+    const started = Date.now()
     try {
       await this.components.peerStore.merge(peer.id, { multiaddrs: peer.multiaddrs }, { signal })
       // a hand-made deadline: on Node 20 an AbortSignal.timeout inside AbortSignal.any can be
@@ -630,13 +644,18 @@ export class AutoDialer implements Startable {
         limit.clear()
       }
     } catch (err: any) {
-      this.subnets.remove(address)
-      if (!signal.aborted) {
-        this.stats.failed++
-        this.remember(peer.id.toString(), 'failed')
-        this.log.trace('dial to %p failed - %e', peer.id, err)
+      const late = signal.aborted ? undefined : this.abandoned(peer.id, started)
+      if (late == null) {
+        this.subnets.remove(address)
+        if (!signal.aborted) {
+          this.stats.failed++
+          this.remember(peer.id.toString(), 'failed')
+          this.log.trace('dial to %p failed - %e', peer.id, err)
+        }
+        return
       }
-      return
+      this.stats.abandoned++
+      connection = late
     }
     // libp2p hands back a connection that was there already (the peer dialed in meanwhile,
     // or a request of ours dialed it): an inbound one is not ours to count

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { setTimeout as delay } from 'node:timers/promises'
 import { NotStartedError, TypedEventEmitter } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -860,6 +861,24 @@ describe('AutoDialer', function () {
       await first.close()
       await waitFor(async () => !(await me!.peerStore.get(first.remotePeer)).tags.has(DIAL_TAG), 'the tag to go', 5000)
       await waitFor(() => dialer.outbound === 2, 'a third peer dialed', 20_000)
+    })
+
+    it('keeps as dialed a connection its dial opened after the dial timed out', async () => {
+      const [me, peer] = await nodes.createMany<{ capture: ComponentsCapture }>(2, { services: { capture: captureComponents() } })
+      // libp2p records a successful dial in the peer store before it hands the connection
+      // back; a slow write there (a busy node) outlasts the dial's deadline
+      const merge = me!.peerStore.merge.bind(me!.peerStore)
+      me!.peerStore.merge = async (id, data, options) => {
+        if (id.equals(peer!.peerId) && data.metadata != null) {
+          await delay(1000)
+        }
+        return merge(id, data, options)
+      }
+      const dialer = await realDialer(me!, [peerInfoOf(peer!)], { dialTimeout: 300 })
+      await waitFor(() => dialer.stats.abandoned === 1, 'the timed-out dial', 5000)
+      assert.equal(dialer.outbound, 1)
+      assert.equal(dialer.stats.failed, 0)
+      assert.deepEqual(dialer.dialedConnections().map(c => c.id), me!.getConnections(peer!.peerId).map(c => c.id))
     })
 
     it('adopts a real outbound connection and not an inbound one', async () => {
