@@ -7,7 +7,7 @@ import { ProtocolClient } from '../../src/protocol/client.js'
 import { toPbPeer } from '../../src/protocol/convert.js'
 import { Message } from '../../src/protocol/pb/message.js'
 import { seededRandom } from '../../src/table/random.js'
-import { captureComponents, peerInfoOf, waitFor } from '../utils/libp2p.js'
+import { captureComponents, peerInfoOf, slowDialRecords, waitFor } from '../utils/libp2p.js'
 import { fakePeerId } from '../utils/peers.js'
 import { answerByHand, protocolService, useNodes } from './utils.js'
 import type { ProtocolService } from './utils.js'
@@ -337,15 +337,7 @@ describe('ProtocolClient', () => {
 
     it('closes a connection its dial opened after the request gave up on it', async () => {
       const [a, b] = await pair({ requestTimeout: 500, connectionIdleLinger: 0 })
-      // libp2p records a successful dial in the peer store before it hands the connection
-      // back; a slow write there (a busy node) outlasts the request's deadline
-      const merge = a.peerStore.merge.bind(a.peerStore)
-      a.peerStore.merge = async (peer, data, options) => {
-        if (peer.equals(b.peerId) && data.metadata != null) {
-          await delay(1000)
-        }
-        return merge(peer, data, options)
-      }
+      slowDialRecords(a, b.peerId, 1000)
       await assert.rejects(a.services.discovery.client.ping(peerInfoOf(b)), { name: 'TimeoutError' })
       await waitFor(() => a.getConnections(b.peerId).length === 0, 'the abandoned connection to close')
       assert.equal(a.services.discovery.client.stats.connectionsAbandoned, 1)

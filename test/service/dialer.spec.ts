@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict'
-import { setTimeout as delay } from 'node:timers/promises'
 import { NotStartedError, TypedEventEmitter } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DIAL_TAG, DIAL_TAG_RENEW_INTERVAL, DIAL_TAG_VALUE, MAX_DIAL_BACKOFF, MAX_DIAL_HISTORY, MIN_DIAL_TARGET } from '../../src/constants.js'
 import { AutoDialer } from '../../src/service/dialer.js'
 import { seededRandom } from '../../src/table/random.js'
-import { captureComponents, connect, peerInfoOf, TestNodes, waitFor } from '../utils/libp2p.js'
+import { captureComponents, connect, peerInfoOf, slowDialRecords, TestNodes, waitFor } from '../utils/libp2p.js'
 import { fakePeerId, tcpAddr } from '../utils/peers.js'
 import type { AutoDialerComponents, AutoDialerInit } from '../../src/service/dialer.js'
 import type { ComponentsCapture, TestNode } from '../utils/libp2p.js'
@@ -865,15 +864,7 @@ describe('AutoDialer', function () {
 
     it('keeps as dialed a connection its dial opened after the dial timed out', async () => {
       const [me, peer] = await nodes.createMany<{ capture: ComponentsCapture }>(2, { services: { capture: captureComponents() } })
-      // libp2p records a successful dial in the peer store before it hands the connection
-      // back; a slow write there (a busy node) outlasts the dial's deadline
-      const merge = me!.peerStore.merge.bind(me!.peerStore)
-      me!.peerStore.merge = async (id, data, options) => {
-        if (id.equals(peer!.peerId) && data.metadata != null) {
-          await delay(1000)
-        }
-        return merge(id, data, options)
-      }
+      slowDialRecords(me!, peer!.peerId, 1000)
       const dialer = await realDialer(me!, [peerInfoOf(peer!)], { dialTimeout: 300 })
       await waitFor(() => dialer.stats.abandoned === 1, 'the timed-out dial', 5000)
       assert.equal(dialer.outbound, 1)

@@ -144,6 +144,22 @@ export async function connect (from: Libp2p, to: Libp2p): Promise<Connection> {
   return from.dial(addr)
 }
 
+/**
+ * Makes `node`'s dials to `peer` slow to return, as on a busy node: libp2p records a
+ * successful dial in the peer store (a metadata write) before it hands the connection
+ * back, and that write now takes `ms` longer, so a dial deadline shorter than `ms` fires
+ * after the connection is open.
+ */
+export function slowDialRecords (node: Libp2p, peer: PeerId, ms: number): void {
+  const merge = node.peerStore.merge.bind(node.peerStore)
+  node.peerStore.merge = async (id, data, options) => {
+    if (id.equals(peer) && data.metadata != null) {
+      await new Promise(resolve => setTimeout(resolve, ms))
+    }
+    return merge(id, data, options)
+  }
+}
+
 /** A node's addresses as a `PeerInfo`, the way discovery passes nodes around. */
 export function peerInfoOf (node: Libp2p): PeerInfo {
   return { id: node.peerId, multiaddrs: node.getMultiaddrs().map(ma => ma.decapsulateCode(421)) }
