@@ -84,6 +84,12 @@ export interface FindNodeOptions extends AbortOptions {
    * oversized (not for an older one): the lookup counts such an answer against its sender.
    */
   onRefusedRecord?(reason: string): void
+  /**
+   * Called with the connection the answer came over, once it is read: whether that
+   * connection reaches the node at an address of its table entry (`reachesAddrs`) decides
+   * whether the answer also checked those addresses.
+   */
+  onAnsweredOver?(connection: Connection): void
 }
 
 /** A node of a NODES answer as `findNode` returns it. */
@@ -318,7 +324,7 @@ export class ProtocolClient implements Startable {
     return nodes
   }
 
-  private async request<T> (peer: PeerInfo | PeerId, request: Message, options: PingOptions, parse: Parse<T>): Promise<T> {
+  private async request<T> (peer: PeerInfo | PeerId, request: Message, options: PingOptions & FindNodeOptions, parse: Parse<T>): Promise<T> {
     if (this.shutdown.signal.aborted) {
       throw new NotStartedError('the discovery client is stopped')
     }
@@ -352,7 +358,7 @@ export class ProtocolClient implements Startable {
     }
   }
 
-  private async attempt<T> (peer: PeerId, addrs: Multiaddr[], request: Message, options: PingOptions, parse: Parse<T>, state: Attempt, limit: Deadline): Promise<T> {
+  private async attempt<T> (peer: PeerId, addrs: Multiaddr[], request: Message, options: PingOptions & FindNodeOptions, parse: Parse<T>, state: Attempt, limit: Deadline): Promise<T> {
     const signal = limit.signal
     let lease: Lease | undefined
     let stream: Stream | undefined
@@ -375,6 +381,7 @@ export class ProtocolClient implements Startable {
       checkResponse(request.type, response)
       const result = parse(response, lease.connection.remoteAddr)
       this.counters.increment(`received.${response.type}`)
+      options.onAnsweredOver?.(lease.connection)
       this.log.trace('received %s from %p', response.type, peer)
       const done = stream
       done.close().catch(err => { done.abort(err) })

@@ -396,6 +396,14 @@ function withoutPeer (ma: Multiaddr): string {
  * ephemeral one, but its IP is where the entry says it is; a second connection to check
  * the port would double the pair's connections).
  */
+/**
+ * Whether `connection` reaches `peer` at one of `addrs`, as an `atAddrs` request demands:
+ * one we dialed to one of them, or an inbound one from the IP of one of them.
+ */
+export function reachesAddrs (connection: Connection, peer: PeerId, addrs: Multiaddr[]): boolean {
+  return connection.remotePeer.equals(peer) && reaches(connection, dialTargets(peer, addrs))
+}
+
 function reaches (connection: Connection, targets: Multiaddr[]): boolean {
   if (connection.direction === 'outbound') {
     const remote = withoutPeer(connection.remoteAddr)

@@ -6,6 +6,7 @@ import { anySignal } from 'any-signal'
 import { raceSignal } from 'race-signal'
 import { CALM_RECHECK, KEY_LENGTH, MAX_CALM_RECHECK, MAX_CALM_WAIT, MAX_EARLY_CONTACTS, MIN_RANDOM_LOOKUP_INTERVAL, NEIGHBOUR_INTRO_INTERVAL, SELF_LOOKUP_REPEAT } from '../constants.js'
 import { isPeerFault, ProtocolClient } from '../protocol/client.js'
+import { reachesAddrs } from '../protocol/connections.js'
 import { LoadGauge } from '../protocol/load.js'
 import { ProtocolServer } from '../protocol/server.js'
 import { NodeDB } from '../store/node-db.js'
@@ -25,7 +26,7 @@ import type { KadDiscoveryComponents } from './components.js'
 import type { KadDiscoveryInit, ResolvedInit } from './init.js'
 import type { LookupNode, LookupResult } from './iterative-lookup.js'
 import type { BucketSnapshot, RandomSource, RemoveReason, TableNode } from '../table/types.js'
-import type { AbortOptions, Logger, PeerDiscovery, PeerDiscoveryEvents, PeerId, PeerInfo, Startable } from '@libp2p/interface'
+import type { AbortOptions, Connection, Logger, PeerDiscovery, PeerDiscoveryEvents, PeerId, PeerInfo, Startable } from '@libp2p/interface'
 import type { ClearableSignal } from 'any-signal'
 
 export type { KadDiscoveryComponents } from './components.js'
@@ -72,6 +73,8 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   private readonly earlyContacts = new Map<string, PeerInfo>()
   /** ms until the next repeated self lookup; none once the neighbourhood settled. */
   private selfLookupDelay?: number
+  /** When revalidation may next check an entry that already passed a check (clock ms). */
+  private nextProvenCheck = 0
   /** The table's closest nodes to us when the last self lookup ended. */
   private neighboursAtSelfLookup?: string
 
@@ -130,10 +133,11 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       // proves the node alive but not the addresses the lookup heard of: an entry is bumped
       // with its own addresses, and a node not in the table stays what the lookup made it
       // (a found node), never an inbound one at hearsay addresses
-      onAnswer: node => {
+      onAnswer: (node, via) => {
         const entry = this.table.getNode(node.id)
         if (entry != null) {
           this.contact({ id: entry.id, multiaddrs: entry.addrs })
+          this.answeredAtAddrs(entry, via)
         }
       }
     })
@@ -209,6 +213,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       },
       next: now => this.selfLookupDelay == null ? Number.POSITIVE_INFINITY : now + this.selfLookupDelay
     }, now + SELF_LOOKUP_REPEAT / 2 + this.random.int(SELF_LOOKUP_REPEAT))
+    this.nextProvenCheck = now + nextRevalidateDelay(this.init.provenRevalidateInterval, this.random)
     this.scheduler.add('revalidate', {
       run: async () => {
         await this.whenCalm()
@@ -544,9 +549,17 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
    * then let the table move it to the front or replace it.
    */
   private async doRevalidate (): Promise<void> {
-    const due = this.table.nodeToRevalidate()
+    // two speeds, after geth v1.14's fast and slow lists: a bucket whose last entry never
+    // passed a check (a node heard of waits there) is served every tick, an entry that
+    // did is checked again only once per `provenRevalidateInterval`: that check costs a
+    // dial when no connection to it is open, and a settled table holds no other kind
+    const now = this.now()
+    const due = now >= this.nextProvenCheck ? this.table.nodeToRevalidate() : this.table.unprovenToRevalidate()
     if (due == null) {
       return
+    }
+    if (due.node.livenessChecks > 0) {
+      this.nextProvenCheck = now + nextRevalidateDelay(this.init.provenRevalidateInterval, this.random)
     }
     let alive = true
     try {
@@ -576,6 +589,21 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       })
     }
     this.log.trace('revalidated %p: %s', due.node.id, outcome)
+  }
+
+  /**
+   * An answer over a connection that reaches the entry at its own addresses checked them
+   * as revalidation's first ping would (`atAddrs`): it counts as that check, so the ping
+   * and the dial it would cost are saved. An entry that was checked already, or answered
+   * over a connection that proves nothing of its addresses, is left to revalidation.
+   */
+  private answeredAtAddrs (entry: TableNode, via: Connection): void {
+    if (entry.livenessChecks > 0 || !reachesAddrs(via, entry.id, entry.addrs) || !this.running) {
+      return
+    }
+    if (this.table.revalidated(entry, true) === RevalidationOutcome.Alive) {
+      this.metrics.checkedByAnswer()
+    }
   }
 
   private removed (node: TableNode, reason: RemoveReason): void {

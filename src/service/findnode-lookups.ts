@@ -8,7 +8,7 @@ import type { DiscoveryMetrics } from './metrics.js'
 import type { ProtocolClient } from '../protocol/client.js'
 import type { NodeDB } from '../store/node-db.js'
 import type { Table } from '../table/table.js'
-import type { AbortOptions, Logger, PeerInfo } from '@libp2p/interface'
+import type { AbortOptions, Connection, Logger, PeerInfo } from '@libp2p/interface'
 
 /** What the service hands the lookup runner. */
 export interface LookupsInit {
@@ -23,8 +23,8 @@ export interface LookupsInit {
   now(): number
   /** Whether the service still runs: answers after stop() change nothing. */
   running(): boolean
-  /** A node answered: the service adds it as an inbound (proven) node. */
-  onAnswer(node: PeerInfo): void
+  /** A node answered, over `via`: the service adds it as an inbound (proven) node. */
+  onAnswer(node: PeerInfo, via: Connection): void
 }
 
 /**
@@ -146,10 +146,12 @@ export class Lookups {
     let error: unknown
     // an answer with a forged or mismatched record counts against its sender, as a bad one
     let refusedRecords = false
+    let via: Connection | undefined
     try {
       found = await this.init.client.findNode({ id: node.id, multiaddrs: node.multiaddrs }, target, {
         ...options,
-        onRefusedRecord: () => { refusedRecords = true }
+        onRefusedRecord: () => { refusedRecords = true },
+        onAnsweredOver: connection => { via = connection }
       })
     } catch (err) {
       error = err
@@ -164,7 +166,9 @@ export class Lookups {
     if (error != null) {
       throw error
     }
-    this.init.onAnswer({ id: node.id, multiaddrs: node.multiaddrs })
+    if (via != null) {
+      this.init.onAnswer({ id: node.id, multiaddrs: node.multiaddrs }, via)
+    }
     return found
   }
 

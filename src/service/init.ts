@@ -73,6 +73,13 @@ export interface KadDiscoveryInit {
   refreshInterval?: number
   /** Revalidation runs after a random delay below this many ms (geth `revalidateInterval`). @default 10000 */
   revalidateInterval?: number
+  /**
+   * Entries that already passed a liveness check are checked again at most once per
+   * random delay below this many ms; entries that never did keep `revalidateInterval`
+   * (after geth v1.14's slow revalidation list). A check of an entry we hold no connection
+   * to costs a libp2p dial. @default revalidateInterval × 6 (60000)
+   */
+  provenRevalidateInterval?: number
   /** ms between writes of live nodes to the node database (geth `copyNodesInterval`). @default 30000 */
   copyNodesInterval?: number
   /** A node is persisted once it has been in the table this many ms (geth `seedMinTableTime`). @default 300000 */
@@ -122,6 +129,7 @@ const DEFAULTS: Pick<ResolvedInit, NumericKey> = {
   maxFindnodeFailures: c.MAX_FINDNODE_FAILURES,
   refreshInterval: c.REFRESH_INTERVAL,
   revalidateInterval: c.REVALIDATE_INTERVAL,
+  provenRevalidateInterval: c.REVALIDATE_INTERVAL * c.PROVEN_REVALIDATE_FACTOR,
   copyNodesInterval: c.COPY_NODES_INTERVAL,
   seedMinTableTime: c.SEED_MIN_TABLE_TIME,
   seedCount: c.SEED_COUNT,
@@ -148,6 +156,7 @@ const RANGES: Record<NumericKey, [number, number]> = {
   maxFindnodeFailures: [1, 1000],
   refreshInterval: [1, 2 ** 31 - 1],
   revalidateInterval: [1, 2 ** 31 - 1],
+  provenRevalidateInterval: [1, 2 ** 31 - 1],
   copyNodesInterval: [1, 2 ** 31 - 1],
   seedMinTableTime: [0, Number.MAX_SAFE_INTEGER],
   seedCount: [0, 100_000],
@@ -180,6 +189,10 @@ export function resolveInit (init: KadDiscoveryInit = {}): ResolvedInit {
   for (const key of Object.keys(DEFAULTS) as NumericKey[]) {
     const value = init[key]
     numbers[key] = value === undefined ? DEFAULTS[key] : checkInteger(key, value, RANGES[key])
+  }
+  if (init.provenRevalidateInterval === undefined) {
+    // follows a revalidateInterval set alone, as the default does
+    numbers.provenRevalidateInterval = Math.min(numbers.revalidateInterval * c.PROVEN_REVALIDATE_FACTOR, RANGES.provenRevalidateInterval[1])
   }
   const protocol = init.protocol ?? c.PROTOCOL
   if (typeof protocol !== 'string' || !protocol.startsWith('/') || protocol.length > 128) {

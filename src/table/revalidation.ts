@@ -15,11 +15,15 @@ export enum RevalidationOutcome {
 
 /**
  * The choice in geth `Table.nodeToRevalidate`: a random non-empty bucket, whose last
- * (least recently live) entry is due for a ping.
+ * (least recently live) entry is due for a ping. With `unprovenOnly`, only the buckets
+ * whose last entry has passed no liveness check yet are drawn from.
  */
-export function pickBucketToRevalidate (buckets: Bucket[], random: RandomSource): Bucket | undefined {
-  const nonEmpty = buckets.filter(b => b.entries.length > 0)
-  return nonEmpty.length === 0 ? undefined : nonEmpty[random.int(nonEmpty.length)]
+export function pickBucketToRevalidate (buckets: Bucket[], random: RandomSource, unprovenOnly = false): Bucket | undefined {
+  const candidates = buckets.filter(b => {
+    const last = b.last()
+    return last != null && (!unprovenOnly || last.livenessChecks === 0)
+  })
+  return candidates.length === 0 ? undefined : candidates[random.int(candidates.length)]
 }
 
 /**

@@ -308,7 +308,20 @@ export class Table {
    * with its bucket index, or `undefined` when the table is empty.
    */
   nodeToRevalidate (): { node: TableNode, bucket: number } | undefined {
-    const bucket = pickBucketToRevalidate(this.bucketList, this.random)
+    return this.lastOf(pickBucketToRevalidate(this.bucketList, this.random))
+  }
+
+  /**
+   * The fast half of revalidation, after geth v1.14's fast list: the last entry of a
+   * random bucket whose last entry has passed no liveness check yet, or `undefined` when
+   * no bucket ends in one. Nodes heard of are appended at the back (`addFoundNode`), so
+   * this is where they wait for the check of their addresses.
+   */
+  unprovenToRevalidate (): { node: TableNode, bucket: number } | undefined {
+    return this.lastOf(pickBucketToRevalidate(this.bucketList, this.random, true))
+  }
+
+  private lastOf (bucket: Bucket | undefined): { node: TableNode, bucket: number } | undefined {
     return bucket == null ? undefined : { node: snapshotNode(bucket.last() as Entry), bucket: bucket.index }
   }
 

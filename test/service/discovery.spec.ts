@@ -214,9 +214,12 @@ describe('KadDiscovery', function () {
       doRevalidate(): Promise<void>
     }
 
-    /** Two discovery nodes whose revalidation runs only when a test calls it; a's service. */
-    async function pair (): Promise<{ a: Libp2p, b: Libp2p, discovery: Revalidating }> {
-      const init = { ...FAST, autoDial: { enabled: false }, revalidateInterval: 600_000 }
+    /**
+     * Two discovery nodes whose revalidation runs only when a test calls it; a's service.
+     * Unless a test says otherwise, an entry that passed a check may be checked at once again.
+     */
+    async function pair (provenRevalidateInterval = 1): Promise<{ a: Libp2p, b: Libp2p, discovery: Revalidating }> {
+      const init = { ...FAST, autoDial: { enabled: false }, revalidateInterval: 600_000, provenRevalidateInterval }
       const a = await nodes.create({ services: { discovery: kadDiscovery(init) } })
       const b = await nodes.create({ services: { discovery: kadDiscovery(init) } })
       return { a, b, discovery: a.services.discovery as unknown as Revalidating }
@@ -234,6 +237,33 @@ describe('KadDiscovery', function () {
       await discovery.doRevalidate()
       assert.equal(discovery.table.getNode(b.peerId)?.livenessChecks, 2)
       assert.equal(discovery.client.stats.connectionsOpened, 1, 'the next check took b\'s own connection')
+    })
+
+    it('checks an entry that passed a check again only once per provenRevalidateInterval', async () => {
+      const { b, discovery } = await pair(600_000)
+      discovery.table.addFoundNode({ id: b.peerId, multiaddrs: b.getMultiaddrs() })
+      await discovery.doRevalidate()
+      assert.equal(discovery.table.getNode(b.peerId)?.livenessChecks, 1, 'a new entry is checked on the first tick')
+      await discovery.doRevalidate()
+      await discovery.doRevalidate()
+      assert.equal(discovery.client.stats['sent.PING'], 1, 'a checked one waits for provenRevalidateInterval')
+      assert.equal(discovery.table.getNode(b.peerId)?.livenessChecks, 1)
+    })
+
+    it('counts an answer over a connection dialed to the entry\'s addresses as its first check, and no other', async () => {
+      const { a, b, discovery } = await pair(600_000)
+      const c = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
+      const service = a.services.discovery as unknown as KadDiscoveryService
+      // c holds a connection to a, so a's request goes over it: it proves nothing of c's address
+      await c.dial(a.getMultiaddrs()[0]!)
+      for (const peer of [b, c]) {
+        discovery.table.addFoundNode({ id: peer.peerId, multiaddrs: peer.getMultiaddrs() })
+      }
+      await service.lookup(b.peerId)
+      assert.ok((discovery.client.stats['sent.FIND_NODE'] ?? 0) >= 2, 'both were asked')
+      assert.equal(discovery.table.getNode(b.peerId)?.livenessChecks, 1, 'b answered over the connection a dialed to it')
+      assert.equal(discovery.table.getNode(c.peerId)?.livenessChecks, 0, 'c answered over its own connection')
+      assert.equal(discovery.client.stats['sent.PING'] ?? 0, 0)
     })
 
     it('charges only the peer\'s own failure: a cancelled ping leaves the entry, a refused one removes it', async () => {

@@ -17,6 +17,7 @@ describe('init', () => {
     assert.equal(init.maxFindnodeFailures, 5)
     assert.equal(init.refreshInterval, 30 * 60 * 1000)
     assert.equal(init.revalidateInterval, 10_000)
+    assert.equal(init.provenRevalidateInterval, 60_000)
     assert.equal(init.copyNodesInterval, 30_000)
     assert.equal(init.seedMinTableTime, 5 * 60 * 1000)
     assert.equal(init.seedCount, 30)
@@ -26,6 +27,13 @@ describe('init', () => {
     assert.equal(init.protocol, '/kad-discovery/1.0.0')
     assert.equal(init.allowLan, true)
     assert.deepEqual(init.autoDial, { enabled: true, minConnections: 16, maxParallelDials: 4, dialHistoryExpiration: 35_000 })
+  })
+
+  it('derives provenRevalidateInterval from a revalidateInterval set alone, and keeps one set explicitly', () => {
+    assert.equal(resolveInit({ revalidateInterval: 500 }).provenRevalidateInterval, 3000)
+    assert.equal(resolveInit({ revalidateInterval: 2 ** 30 }).provenRevalidateInterval, 2 ** 31 - 1, 'within a timer\'s range')
+    assert.equal(resolveInit({ revalidateInterval: 500, provenRevalidateInterval: 700 }).provenRevalidateInterval, 700)
+    assert.throws(() => resolveInit({ provenRevalidateInterval: 0 }), { name: 'InvalidParametersError' })
   })
 
   it('keeps a real 0 where 0 is allowed (no `||` defaults)', () => {

@@ -134,6 +134,30 @@ describe('revalidation', () => {
     assert.deepEqual([...picked].sort(), [15, 16])
   })
 
+  it('unprovenToRevalidate draws only from buckets whose last entry passed no check', () => {
+    const { table, random } = testTable()
+    fillBucket(table, 16, random, 2)
+    fillBucket(table, 15, random, 2, 100)
+    // bucket 15's last entry passes a check and moves to the front: its other entry, unchecked, is last now
+    const first15 = table.buckets()[15]!.entries
+    assert.equal(table.revalidated(first15[first15.length - 1]!, true), RevalidationOutcome.Alive)
+    for (let i = 0; i < 20; i++) {
+      const due = table.unprovenToRevalidate()!
+      const bucket = table.buckets()[due.bucket]!
+      assert.ok(bucket.entries[bucket.entries.length - 1]!.id.equals(due.node.id))
+      assert.equal(due.node.livenessChecks, 0)
+    }
+    // once every entry of bucket 16 and the other of bucket 15 passed, only bucket 15 ends in an unchecked one
+    for (const entry of table.buckets()[16]!.entries) {
+      table.revalidated(entry, true)
+    }
+    assert.deepEqual(new Set(Array.from({ length: 10 }, () => table.unprovenToRevalidate()!.bucket)), new Set([15]))
+    const last15 = table.buckets()[15]!.entries
+    table.revalidated(last15[last15.length - 1]!, true)
+    assert.equal(table.unprovenToRevalidate(), undefined, 'every bucket ends in a checked entry')
+    assert.ok(table.nodeToRevalidate() != null, "geth's choice still picks one")
+  })
+
   it('returns nothing to revalidate on an empty table', () => {
     assert.equal(testTable().table.nodeToRevalidate(), undefined)
   })

@@ -80,7 +80,8 @@ export async function runChurn (size: ChurnSize, log: (line: string) => void = q
   let sampler: NodeJS.Timeout | undefined
   try {
     const random = seededRandom(5)
-    const init: KadDiscoveryInit = { ...FAST, revalidateInterval: size.revalidateInterval, bucketRefresh: size.bucketRefresh, autoDial: { enabled: false } }
+    // every check at one pace: the scenario counts the checks a dead node survives
+    const init: KadDiscoveryInit = { ...FAST, revalidateInterval: size.revalidateInterval, provenRevalidateInterval: size.revalidateInterval, bucketRefresh: size.bucketRefresh, autoDial: { enabled: false } }
     const keys: PrivateKey[] = await Promise.all(Array.from({ length: size.nodes }, async () => generateKeyPair('Ed25519')))
     const ids = keys.map(key => peerIdFromPrivateKey(key).toString())
     // BOUNDED: `nodes` slots; a slot holds the node now running under that key, if any
