@@ -593,15 +593,17 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
 
   /**
    * An answer over a connection that reaches the entry at its own addresses checked them
-   * as revalidation's first ping would (`atAddrs`): it counts as that check, so the ping
-   * and the dial it would cost are saved. An entry that was checked already, or answered
-   * over a connection that proves nothing of its addresses, is left to revalidation.
+   * as revalidation's first ping would (`atAddrs`): the entry leaves revalidation's fast
+   * lane, so that ping and the dial it would cost wait for the slow one. It does not count
+   * as a liveness check: answers prefer nodes that passed one (geth `findnodeByID`), and
+   * with most of a young table counted live they skipped its closer unchecked nodes
+   * (accuracy 0.976 against 0.996 in a 200-node probe).
    */
   private answeredAtAddrs (entry: TableNode, via: Connection): void {
     if (entry.livenessChecks > 0 || !reachesAddrs(via, entry.id, entry.addrs) || !this.running) {
       return
     }
-    if (this.table.revalidated(entry, true) === RevalidationOutcome.Alive) {
+    if (this.table.addrsChecked(entry)) {
       this.metrics.checkedByAnswer()
     }
   }

@@ -78,7 +78,7 @@ export class DiscoveryMetrics {
       }
     })
     this.adds = metrics.registerCounterGroup(`${PREFIX}_adds_total`, { label: 'result', help: 'Nodes offered to the table by outcome; ip-limit counts refusals' })
-    this.revalidations = metrics.registerCounterGroup(`${PREFIX}_revalidations_total`, { label: 'outcome', help: 'Liveness checks by outcome: revalidation pings, and first checks done by an answer at the entry\'s addresses (answered)' })
+    this.revalidations = metrics.registerCounterGroup(`${PREFIX}_revalidations_total`, { label: 'outcome', help: 'Revalidation pings by outcome, and entries whose addresses an answer checked (answered)' })
     this.evictions = metrics.registerCounterGroup(`${PREFIX}_evictions_total`, { label: 'reason', help: 'Nodes that left the table, by reason' })
     this.lookups = metrics.registerHistogram(`${PREFIX}_lookup_seconds`, { help: 'Lookup duration', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] })
   }
@@ -95,7 +95,7 @@ export class DiscoveryMetrics {
     this.revalidations?.increment({ [outcome]: true })
   }
 
-  /** Counts an entry's first check done by a lookup's answer at its addresses (outcome `answered`). */
+  /** Counts an entry whose addresses a lookup's answer checked (outcome `answered`). */
   checkedByAnswer (): void {
     this.revalidations?.increment({ answered: true })
   }

@@ -6,6 +6,11 @@ import type { TableNode } from './types.js'
 /** A table entry: a `TableNode` plus where it is counted for the IP limits. */
 export interface Entry extends TableNode {
   net: NetAddress
+  /**
+   * Set when an answer reached the node at these addresses (`addrsChecked`), cleared when
+   * they change: revalidation's fast lane then leaves it alone, though it passed no ping.
+   */
+  addrsChecked?: boolean
 }
 
 /**

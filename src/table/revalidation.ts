@@ -16,12 +16,13 @@ export enum RevalidationOutcome {
 /**
  * The choice in geth `Table.nodeToRevalidate`: a random non-empty bucket, whose last
  * (least recently live) entry is due for a ping. With `unprovenOnly`, only the buckets
- * whose last entry has passed no liveness check yet are drawn from.
+ * whose last entry has passed no liveness check yet, and whose addresses no answer has
+ * checked either, are drawn from.
  */
 export function pickBucketToRevalidate (buckets: Bucket[], random: RandomSource, unprovenOnly = false): Bucket | undefined {
   const candidates = buckets.filter(b => {
     const last = b.last()
-    return last != null && (!unprovenOnly || last.livenessChecks === 0)
+    return last != null && (!unprovenOnly || (last.livenessChecks === 0 && last.addrsChecked !== true))
   })
   return candidates.length === 0 ? undefined : candidates[random.int(candidates.length)]
 }

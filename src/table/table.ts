@@ -191,6 +191,7 @@ export class Table {
     }
     entry.addrs = node.addrs
     entry.net = node.net
+    entry.addrsChecked = false
     entry.recordSeq = node.recordSeq
     this.init.onNodeUpdated?.(snapshotNode(entry))
     return AddResult.Readdressed
@@ -214,7 +215,10 @@ export class Table {
         return false
       }
     }
-    entry.addrs = node.addrs
+    if (readdressed) {
+      entry.addrs = node.addrs
+      entry.addrsChecked = false
+    }
     entry.net = node.net
     bucket.bump(entry.key)
     if (readdressed) {
@@ -313,12 +317,29 @@ export class Table {
 
   /**
    * The fast half of revalidation, after geth v1.14's fast list: the last entry of a
-   * random bucket whose last entry has passed no liveness check yet, or `undefined` when
-   * no bucket ends in one. Nodes heard of are appended at the back (`addFoundNode`), so
+   * random bucket whose last entry has passed no liveness check yet (nor had its addresses
+   * checked by an answer, `addrsChecked`), or `undefined` when no bucket ends in one. Nodes heard of are appended at the back (`addFoundNode`), so
    * this is where they wait for the check of their addresses.
    */
   unprovenToRevalidate (): { node: TableNode, bucket: number } | undefined {
     return this.lastOf(pickBucketToRevalidate(this.bucketList, this.random, true))
+  }
+
+  /**
+   * An answer came from `node` over a connection that reaches it at the addresses of its
+   * entry: they are checked, as the first revalidation ping would check them, so the fast
+   * lane (`unprovenToRevalidate`) leaves it alone. It is not a liveness check: answers
+   * still prefer nodes that passed a ping, as before. Returns whether the entry, with those
+   * addresses, was found.
+   */
+  addrsChecked (node: TableNode): boolean {
+    const bucket = this.bucketFor(node.key)
+    const entry = bucket.entries[bucket.indexOf(node.key)]
+    if (entry == null || !sameAddrs(entry, node)) {
+      return false
+    }
+    entry.addrsChecked = true
+    return true
   }
 
   private lastOf (bucket: Bucket | undefined): { node: TableNode, bucket: number } | undefined {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { cryptoRandom, seededRandom } from '../../src/table/random.js'
 import { nextRevalidateDelay, RevalidationOutcome } from '../../src/table/revalidation.js'
+import { tcpAddr } from '../utils/peers.js'
 import { checkInvariants, fillBucket, nodeAtDistance, publicIP, testTable } from '../utils/table.js'
 import type { Table } from '../../src/table/table.js'
 import type { PeerId } from '@libp2p/interface'
@@ -156,6 +157,21 @@ describe('revalidation', () => {
     table.revalidated(last15[last15.length - 1]!, true)
     assert.equal(table.unprovenToRevalidate(), undefined, 'every bucket ends in a checked entry')
     assert.ok(table.nodeToRevalidate() != null, "geth's choice still picks one")
+  })
+
+  it('leaves an entry whose addresses an answer checked to the slow lane, until its addresses change', () => {
+    const { table, random } = testTable()
+    table.setInitDone()
+    const [node] = fillBucket(table, 16, random, 1)
+    assert.equal(table.unprovenToRevalidate()?.node.id.equals(node!.id), true)
+    assert.equal(table.addrsChecked({ ...table.getNode(node!.id)!, addrs: [tcpAddr('51.9.9.9', 1)] }), false, 'not at the entry\'s addresses')
+    assert.equal(table.addrsChecked(table.getNode(node!.id)!), true)
+    assert.equal(table.unprovenToRevalidate(), undefined)
+    assert.equal(table.getNode(node!.id)?.livenessChecks, 0, 'not a liveness check')
+    assert.ok(table.nodeToRevalidate() != null, 'the slow lane still picks it')
+    // the node itself contacts us from a new address: that one is unchecked
+    table.addInboundNode({ id: node!.id, multiaddrs: [tcpAddr(publicIP(77), 4001)] })
+    assert.equal(table.unprovenToRevalidate()?.node.id.equals(node!.id), true)
   })
 
   it('returns nothing to revalidate on an empty table', () => {
