@@ -391,12 +391,6 @@ function withoutPeer (ma: Multiaddr): string {
 }
 
 /**
- * Whether an answer over `connection` proves the peer reachable at one of `targets`: we
- * dialed it there, or it dialed us from the IP of one of them (a TCP dialer's port is an
- * ephemeral one, but its IP is where the entry says it is; a second connection to check
- * the port would double the pair's connections).
- */
-/**
  * Whether `connection` reaches `peer` at one of `addrs`, as an `atAddrs` request demands:
  * one we dialed to one of them, or an inbound one from the IP of one of them.
  */
@@ -404,6 +398,12 @@ export function reachesAddrs (connection: Connection, peer: PeerId, addrs: Multi
   return connection.remotePeer.equals(peer) && reaches(connection, dialTargets(peer, addrs))
 }
 
+/**
+ * Whether an answer over `connection` proves the peer reachable at one of `targets`: we
+ * dialed it there, or it dialed us from the IP of one of them (a TCP dialer's port is an
+ * ephemeral one, but its IP is where the entry says it is; a second connection to check
+ * the port would double the pair's connections).
+ */
 function reaches (connection: Connection, targets: Multiaddr[]): boolean {
   if (connection.direction === 'outbound') {
     const remote = withoutPeer(connection.remoteAddr)
