@@ -137,7 +137,9 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
         const entry = this.table.getNode(node.id)
         if (entry != null) {
           this.contact({ id: entry.id, multiaddrs: entry.addrs })
-          this.answeredAtAddrs(entry, via)
+          if (via != null) {
+            this.answeredAtAddrs(entry, via)
+          }
         }
       }
     })

@@ -23,8 +23,11 @@ export interface LookupsInit {
   now(): number
   /** Whether the service still runs: answers after stop() change nothing. */
   running(): boolean
-  /** A node answered, over `via`: the service adds it as an inbound (proven) node. */
-  onAnswer(node: PeerInfo, via: Connection): void
+  /**
+   * A node answered, over `via` when the client said which connection: the service adds
+   * it as an inbound (proven) node.
+   */
+  onAnswer(node: PeerInfo, via?: Connection): void
 }
 
 /**
@@ -166,9 +169,7 @@ export class Lookups {
     if (error != null) {
       throw error
     }
-    if (via != null) {
-      this.init.onAnswer({ id: node.id, multiaddrs: node.multiaddrs }, via)
-    }
+    this.init.onAnswer({ id: node.id, multiaddrs: node.multiaddrs }, via)
     return found
   }
 

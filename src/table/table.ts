@@ -318,8 +318,9 @@ export class Table {
   /**
    * The fast half of revalidation, after geth v1.14's fast list: the last entry of a
    * random bucket whose last entry has passed no liveness check yet (nor had its addresses
-   * checked by an answer, `addrsChecked`), or `undefined` when no bucket ends in one. Nodes heard of are appended at the back (`addFoundNode`), so
-   * this is where they wait for the check of their addresses.
+   * checked by an answer, `addrsChecked`), or `undefined` when no bucket ends in one.
+   * Nodes heard of are appended at the back (`addFoundNode`), so this is where they wait
+   * for the check of their addresses.
    */
   unprovenToRevalidate (): { node: TableNode, bucket: number } | undefined {
     return this.lastOf(pickBucketToRevalidate(this.bucketList, this.random, true))
