@@ -55,16 +55,17 @@ describe('the auto-dialer on real libp2p nodes', function () {
   afterEach(async () => { await nodes.stop() })
 
   it('gives every node of 12 its own 3 outbound dialed connections, tagged, unless every peer it knows dialed it first', async () => {
-    const network = await startNetwork(nodes, 12, { autoDial: { minConnections: 3 } })
+    // pings far apart: with FAST's every 200 ms, request connections join every pair and
+    // never go idle, and leave the dialers nobody to dial
+    const network = await startNetwork(nodes, 12, { revalidateInterval: 10_000, autoDial: { minConnections: 3 } })
     // the dialer never dials a peer already connected, in either direction: a node that
     // every other node dialed (the bootnode, here) has nobody left to dial
     const settled = async (node: DiscoveryNode): Promise<boolean> => await taggedOutbound(node) >= 3 ||
       node.services.discovery.nodes().every(peer => node.getConnections(peer.id).length > 0)
-    await waitFor(async () => (await Promise.all(network.map(settled))).every(Boolean),
-      'every node to hold 3 tagged outbound connections, or a connection to every peer it knows', 90_000)
+    await waitFor(async () => network.every(node => node.services.discovery.size >= 11) && (await Promise.all(network.map(settled))).every(Boolean),
+      'every table to fill, and every node to hold 3 tagged outbound connections or a connection to every peer', 90_000)
     // the nodes short of 3 are connected to all they know, through others' dials and
-    // requests (with FAST's pings every 200 ms, request connections never go idle); the
-    // dialers still dialed or claimed connections on nearly every node
+    // requests; the dialers still dialed or claimed connections on nearly every node
     const dialed = await Promise.all(network.map(taggedOutbound))
     assert.ok(dialed.filter(n => n > 0).length >= network.length - 2, `dialed connections per node: ${dialed.join(' ')}`)
     for (const node of network) {
@@ -77,6 +78,23 @@ describe('the auto-dialer on real libp2p nodes', function () {
       assert.equal(new Set(peers).size, peers.length)
       assert.ok(dialer.dialedConnections().every(c => c.direction === 'outbound'))
     }
+  })
+
+  it('leaves the bootnode alone once the network outgrows the target: no dialer keeps it', async () => {
+    // every node's first requests go to the bootnode; a dialer that kept those connections
+    // (as it keeps other request connections while below its target) would make the
+    // bootnode a hub holding a connection from every node that joined through it
+    // pings far apart, so that request connections close and leave every node peers to dial
+    const network = await startNetwork(nodes, 12, { revalidateInterval: 10_000, autoDial: { minConnections: 3 } })
+    const [boot, ...rest] = network
+    // unless it is connected to every other peer already (they all dialed it first, or its
+    // requests hold them): then nobody else is left to dial, and it needs the bootnode
+    const holdsBootnode = (node: DiscoveryNode): boolean =>
+      (dialerOf(node)?.dialedConnections().some(c => c.status === 'open' && c.remotePeer.equals(boot!.peerId)) ?? false) &&
+      rest.some(peer => peer !== node && node.getConnections(peer.peerId).length === 0)
+    await waitFor(() => rest.every(node => (dialerOf(node)?.outbound ?? 0) >= 3) && !rest.some(holdsBootnode),
+      () => `every node to dial 3 peers, none of them the bootnode: ${rest.map(n => `${dialerOf(n)?.outbound ?? 0}${holdsBootnode(n) ? '+boot' : ''}`).join(' ')}` +
+        rest.filter(holdsBootnode).map(n => ` ${JSON.stringify(dialerOf(n)?.stats)} table ${n.services.discovery.size} unconnected ${rest.filter(p => p !== n && n.getConnections(p.peerId).length === 0).length}`).join(''), 60_000)
   })
 
   it('does not: the same network with the dialer disabled holds no dialed connection', async () => {
