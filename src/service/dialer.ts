@@ -45,7 +45,8 @@ export interface AutoDialerInit extends Required<AutoDialInit> {
   claimRequestConnection?(connection: Connection): boolean
   /**
    * Whether a peer is one of the node's bootnodes: an entry point, not a peer to keep. It is
-   * dialed only when a round of candidates left room for it, never adopted, and shed first.
+   * dialed only when a round of candidates left room for it, never counted towards the
+   * target, and shed first.
    */
   isBootnode?(peer: PeerId): boolean
   /** Waits while the node's own event loop is overloaded (bounded); the service's `whenCalm`. */
@@ -147,9 +148,11 @@ interface CandidateStream {
  * from seeds and bootnodes by the service's `randomNodes`).
  *
  * Bootnodes (`isBootnode`) are entry points, not peers to keep: every node's first
- * requests go to them, so a dialer that kept those would make them hubs. A bootnode is
- * passed over while a round of candidates can still bring others, dialed only when the
- * round ended with room, never adopted, not counted towards the target, and shed first.
+ * requests go to them, so a dialer that kept those connections for good would make them
+ * hubs. A young node's request connections to its bootnodes are adopted (its lookups keep
+ * asking them while its table is small), but a bootnode never counts towards the target,
+ * is dialed only when a round of candidates ended with room for it, and is shed first:
+ * as soon as the target is met without it.
  *
  * Dialed peers carry the `kad-discovery` tag in the peer store (value 20, renewed while
  * the connection lives, removed when it closes), so libp2p's pruner closes inbound and
@@ -272,13 +275,11 @@ export class AutoDialer implements Startable {
    * Whether a connection that discovery opened only for a request should be kept as a
    * dialed peer instead of closed (it saves a dial): yes while the dialer is below its
    * target, the connection is outbound and open, the pair has no other open connection,
-   * its subnet has room, and its peer is no bootnode (every node's first requests go to
-   * the bootnodes: adopted, they would end up holding a connection from most of the
-   * network). A kept connection counts, and is tagged, as dialed.
+   * and its subnet has room. A kept connection counts, and is tagged, as dialed; one to
+   * a bootnode is held only while the target leaves room for it, bootnodes included.
    */
   adopt (connection: Connection): boolean {
-    if (this.controller == null || connection.status !== 'open' || connection.direction !== 'outbound' ||
-      this.isBootnode(connection.remotePeer)) {
+    if (this.controller == null || connection.status !== 'open' || connection.direction !== 'outbound') {
       return false
     }
     if (this.dialed.has(connection.id)) {
@@ -648,7 +649,9 @@ export class AutoDialer implements Startable {
   private take (connection: Connection): boolean {
     // the dialer's loop may be waiting for calm: the target is fitted here too
     this.fitTarget()
-    if (this.counted() + this.dialing.size >= this.dialTarget.value) {
+    // a bootnode needs room beside every connection held, as one dialed last resort does
+    const held = this.isBootnode(connection.remotePeer) ? this.dialed.size : this.counted()
+    if (held + this.dialing.size >= this.dialTarget.value) {
       return false
     }
     const peer = connection.remotePeer.toString()
@@ -668,7 +671,7 @@ export class AutoDialer implements Startable {
     this.dialed.set(connection.id, { connection, peer: connection.remotePeer.toString(), address, bootnode: this.isBootnode(connection.remotePeer) })
     this.tag(connection.remotePeer, true)
     if (this.dialed.size > this.dialTarget.value) {
-      // a bootnode held while the network was smaller than the target is no longer needed
+      // a bootnode held while the table was small is no longer needed
       this.shed()
     }
   }

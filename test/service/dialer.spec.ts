@@ -681,13 +681,29 @@ describe('AutoDialer', function () {
       assert.equal(h.dialer.stats.shed, 0)
     })
 
-    it('never adopts a request connection to a bootnode', async () => {
-      const bootnode = peer()
-      const h = withBootnodes([bootnode], 1, { minConnections: 4 })
+    it('adopts a young node\'s request connection to a bootnode without counting it, and sheds it once the target is met', async () => {
+      const peers = Array.from({ length: 4 }, () => peer())
+      const h = withBootnodes(peers, 1, { minConnections: 3 })
       h.dialer.start()
-      const request = h.cm.add(bootnode.id, 'outbound')
+      const request = h.cm.add(peers[0]!.id, 'outbound')
+      assert.equal(h.dialer.adopt(request as unknown as Connection), true)
+      await h.clock.advance(5000)
+      assert.equal(request.status, 'closed')
+      assert.equal(h.dialer.outbound, 3)
+      assert.deepEqual(new Set(h.cm.dials.map(d => d.peer)), new Set(peers.slice(1).map(p => p.id.toString())))
+    })
+
+    it('adopts a bootnode\'s connection only while the target leaves room for it, bootnodes included', async () => {
+      // two bootnodes and two other peers: the target of 3 takes one bootnode
+      const peers = Array.from({ length: 4 }, () => peer())
+      const h = withBootnodes(peers, 2, { minConnections: 3 })
+      h.dialer.start()
+      await h.clock.advance(5000)
+      assert.equal(h.dialer.outbound, 3)
+      const idle = peers.slice(0, 2).find(p => h.cm.getConnections(p.id).length === 0)
+      assert.ok(idle != null)
+      const request = h.cm.add(idle.id, 'outbound')
       assert.equal(h.dialer.adopt(request as unknown as Connection), false)
-      assert.equal(h.dialer.outbound, 0)
     })
 
     it('sheds a bootnode it holds once the target is met without it', async () => {
