@@ -62,6 +62,9 @@ export const NODE_EXPIRATION = 24 * hour
 export const DB_CLEANUP_INTERVAL = hour
 // geth `respTimeout` is 500 ms over UDP; ours includes a libp2p dial
 export const REQUEST_TIMEOUT = 5 * second
+// a lookup's time budget, past which it answers with what it has (none in geth, whose 500 ms
+// requests kept lookups short)
+export const LOOKUP_TIMEOUT = 20 * second
 // geth `maxPacketSize` is 1280 bytes over UDP; a libp2p frame is ours
 export const MAX_MESSAGE_SIZE = 4 * 1024
 // the largest signed peer record a NODES entry carries: an RSA-2048 record with 16 IPv6

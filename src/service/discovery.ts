@@ -128,6 +128,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       metrics: this.metrics,
       log: this.log,
       now: this.now,
+      overloaded: () => this.load.overloaded(),
       running: () => this.running,
       // the request may have gone over a connection that was already open, so an answer
       // proves the node alive but not the addresses the lookup heard of: an entry is bumped
@@ -295,7 +296,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
           // geth's refreshIfEmpty: a table that emptied (every node died or turned us away)
           // reloads its seeds and bootnodes instead of staying alone until the next refresh
           await this.refreshIfEmpty(opts)
-          return (await this.lookups.run(this.random.bytes(KEY_LENGTH), opts)).closest.map(toPeerInfoFromLookup)
+          return (await this.lookups.run(this.random.bytes(KEY_LENGTH), { ...opts, background: true })).closest.map(toPeerInfoFromLookup)
         },
         sleep: async (ms, opts) => { await this.scheduler.sleep(ms, opts) },
         minLookupInterval: MIN_RANDOM_LOOKUP_INTERVAL,
@@ -499,7 +500,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
 
   /** A refresh's lookup, on the service's own signal. */
   private async doLookup (target: Uint8Array, options: AbortOptions): Promise<LookupResult> {
-    return this.lookups.run(target, options)
+    return this.lookups.run(target, { ...options, background: true })
   }
 
   /** A refresh's lookup once the loop is calm; false (and no lookup) when it never was. */

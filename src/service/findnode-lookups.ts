@@ -1,7 +1,8 @@
-import { NotStartedError } from '@libp2p/interface'
+import { NotStartedError, TimeoutError } from '@libp2p/interface'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { MAX_INTRODUCED_NEIGHBOURS } from '../constants.js'
 import { isPeerFault } from '../protocol/client.js'
+import { deadline } from '../protocol/deadline.js'
 import { keyText, lookup } from './iterative-lookup.js'
 import type { LookupNode, LookupResult } from './iterative-lookup.js'
 import type { DiscoveryMetrics } from './metrics.js'
@@ -20,7 +21,11 @@ export interface LookupsInit {
   alpha: number
   bucketSize: number
   maxFindnodeFailures: number
+  /** A lookup's time budget, ms: past it, it ends with the nodes that answered so far. */
+  lookupTimeout: number
   now(): number
+  /** Whether our own event loop is overloaded: background lookups then ask one node at a time. */
+  overloaded(): boolean
   /** Whether the service still runs: answers after stop() change nothing. */
   running(): boolean
   /**
@@ -60,18 +65,28 @@ export class Lookups {
     this.passed.clear()
   }
 
-  /** A lookup of `target`, timed, with every node asked marking its bucket. */
-  async run (target: Uint8Array, options: AbortOptions): Promise<LookupResult> {
+  /**
+   * A lookup of `target`, timed, with every node asked marking its bucket. A `background`
+   * lookup (refresh, self, the auto-dialer's random ones) has one request in flight, not
+   * `alpha`, while our own event loop is overloaded: a saturated process answers late,
+   * each request that runs out its deadline hands its place to a node that needs a new
+   * connection, and that feeds the overload. A user's lookup keeps `alpha`. Every lookup
+   * ends after `lookupTimeout` with the nodes that answered so far, its requests in flight
+   * cancelled (never charged to their peers); the caller's abort still rejects it.
+   */
+  async run (target: Uint8Array, options: AbortOptions & { background?: boolean }): Promise<LookupResult> {
     const { table, metrics } = this.init
     this.passed.add(table.bucketIndexOf(target))
     const stop = metrics.lookupTimer()
+    const budget = deadline(this.init.lookupTimeout, () => new TimeoutError('lookup time budget spent'), options.signal)
     try {
       const result = await lookup({
         table,
         alpha: this.init.alpha,
+        ...(options.background === true ? { concurrency: () => this.init.overloaded() ? 1 : this.init.alpha } : {}),
         bucketSize: this.init.bucketSize,
         query: async (node, key, opts) => this.findnode(node, key, opts)
-      }, target, options)
+      }, target, { signal: options.signal, stop: budget.signal })
       for (const key of result.asked) {
         this.passed.add(table.bucketIndexOf(key))
       }
@@ -80,6 +95,7 @@ export class Lookups {
       }
       return result
     } finally {
+      budget.clear()
       stop()
     }
   }

@@ -94,6 +94,11 @@ export interface KadDiscoveryInit {
   expireInterval?: number
   /** Time limit of one request, dial included, in ms. @default 5000 */
   requestTimeout?: number
+  /**
+   * Time budget of one lookup, in ms: past it, the lookup ends with the nodes that
+   * answered so far and cancels its requests in flight. @default 20000
+   */
+  lookupTimeout?: number
   /** Largest request or PING/PONG frame, in bytes. @default 4096 */
   maxMessageSize?: number
   /** Largest NODES frame, in bytes. @default 32816 */
@@ -137,6 +142,7 @@ const DEFAULTS: Pick<ResolvedInit, NumericKey> = {
   nodeExpiration: c.NODE_EXPIRATION,
   expireInterval: c.DB_CLEANUP_INTERVAL,
   requestTimeout: c.REQUEST_TIMEOUT,
+  lookupTimeout: c.LOOKUP_TIMEOUT,
   maxMessageSize: c.MAX_MESSAGE_SIZE,
   maxNodesMessageSize: c.MAX_NODES_MESSAGE_SIZE,
   maxInboundStreams: c.MAX_INBOUND_STREAMS,
@@ -164,6 +170,7 @@ const RANGES: Record<NumericKey, [number, number]> = {
   nodeExpiration: [1, Number.MAX_SAFE_INTEGER],
   expireInterval: [1, 2 ** 31 - 1],
   requestTimeout: [1, 2 ** 31 - 1],
+  lookupTimeout: [1, 2 ** 31 - 1],
   maxMessageSize: [64, 1024 * 1024],
   maxNodesMessageSize: [64, 16 * 1024 * 1024],
   maxInboundStreams: [1, 100_000],

@@ -28,6 +28,11 @@ export interface LookupInit {
   table: Table
   /** Requests in flight at once (geth `alpha`). */
   alpha: number
+  /**
+   * Read before each request: how many may be in flight now, at most `alpha` (at least
+   * 1). `alpha` when absent.
+   */
+  concurrency?(): number
   /** Result size (geth `bucketSize`). */
   bucketSize: number
   /** The FIND_NODE request. */
@@ -46,6 +51,8 @@ export interface LookupResult {
   empty: number
   /** Rounds: the longest chain of requests that each waited on an earlier answer. */
   rounds: number
+  /** Whether `stop` ended the lookup before it was done: the answer is what it had. */
+  stopped: boolean
   /** The keys of every node asked: the buckets the lookup passed through. */
   asked: Uint8Array[]
 }
@@ -64,6 +71,16 @@ interface Candidate extends LookupNode {
  */
 export const MAX_FAILURES_PER_BUCKET_SIZE = 1
 
+/** How a lookup may be ended early. */
+export interface LookupOptions extends AbortOptions {
+  /**
+   * Ends the lookup with what it has (the nodes that answered so far), where `signal`
+   * rejects it. Requests are sent with this signal when it is given, so it must also
+   * abort when `signal` does.
+   */
+  stop?: AbortSignal
+}
+
 /**
  * Port of geth `Table.lookup` (v1.8), iterative Kademlia: seed the result with the table's
  * `bucketSize` closest nodes, keep `alpha` FIND_NODE requests in flight to the closest
@@ -77,8 +94,9 @@ export const MAX_FAILURES_PER_BUCKET_SIZE = 1
  * place, so one dead node cost the answer a place); a node that answered with an empty
  * list answered, and stays.
  */
-export async function lookup (init: LookupInit, target: Uint8Array, options: AbortOptions = {}): Promise<LookupResult> {
-  const { table, alpha, bucketSize, query } = init
+export async function lookup (init: LookupInit, target: Uint8Array, options: LookupOptions = {}): Promise<LookupResult> {
+  const { table, bucketSize, query } = init
+  const inFlight = (): number => Math.max(1, Math.min(init.alpha, init.concurrency?.() ?? init.alpha))
   const maxFailures = bucketSize * MAX_FAILURES_PER_BUCKET_SIZE
   const selfKey = table.selfKey
   // BOUNDED: ≤ the number of distinct nodes the answers name (≤ queries × bucketSize)
@@ -101,62 +119,84 @@ export async function lookup (init: LookupInit, target: Uint8Array, options: Abo
   // BOUNDED: one entry per request sent
   const asking = new Set<Candidate>()
 
+  const requestOptions = { signal: options.stop ?? options.signal }
   const ask = (node: Candidate): void => {
     asking.add(node)
     askedKeys.push(node.key)
-    pending.set(node, query(node, target, options).then(
+    pending.set(node, query(node, target, requestOptions).then(
       found => ({ node, found }),
       () => ({ node, found: undefined })
     ))
   }
 
-  for (;;) {
-    // the window: the bucketSize closest nodes seen that have not failed, so a failed
-    // node's place goes to the next closest (until maxFailures)
-    let window = 0
-    for (let i = 0; i < result.length && window < bucketSize && pending.size < alpha; i++) {
-      if (failures >= maxFailures) {
+  let stopped = false
+  let onStop = (): void => {}
+  const whenStopped = new Promise<typeof STOPPED>(resolve => {
+    onStop = () => { resolve(STOPPED) }
+    options.stop?.addEventListener('abort', onStop, { once: true })
+  })
+  try {
+    for (;;) {
+      if (options.stop?.aborted === true) {
+        options.signal?.throwIfAborted()
+        stopped = true
         break
       }
-      const node = result.entries[i] as Candidate
-      if (node.answered === false) {
+      // the window: the bucketSize closest nodes seen that have not failed, so a failed
+      // node's place goes to the next closest (until maxFailures)
+      let window = 0
+      const limit = inFlight()
+      for (let i = 0; i < result.length && window < bucketSize && pending.size < limit; i++) {
+        if (failures >= maxFailures) {
+          break
+        }
+        const node = result.entries[i] as Candidate
+        if (node.answered === false) {
+          continue
+        }
+        window++
+        if (node.answered === undefined && !asking.has(node)) {
+          ask(node)
+        }
+      }
+      if (pending.size === 0) {
+        break
+      }
+      // the caller's abort ends the lookup at once, even while a request is slow to notice
+      const settled = await raceSignal(Promise.race([...pending.values(), whenStopped]), options.signal)
+      if (settled === STOPPED) {
+        options.signal?.throwIfAborted()
+        stopped = true
+        break
+      }
+      const { node, found } = settled
+      pending.delete(node)
+      node.answered = found != null
+      if (found == null) {
+        failures++
         continue
       }
-      window++
-      if (node.answered === undefined && !asking.has(node)) {
-        ask(node)
-      }
-    }
-    if (pending.size === 0) {
-      break
-    }
-    // the caller's abort ends the lookup at once, even while a request is slow to notice
-    const { node, found } = await raceSignal(Promise.race(pending.values()), options.signal)
-    pending.delete(node)
-    node.answered = found != null
-    if (found == null) {
-      failures++
-      continue
-    }
-    rounds = Math.max(rounds, node.round + 1)
-    if (found.length === 0) {
-      empty++
-      continue
-    }
-    for (const info of found) {
-      const key = keyOf(info.id)
-      if (keysEqual(key, selfKey)) {
+      rounds = Math.max(rounds, node.round + 1)
+      if (found.length === 0) {
+        empty++
         continue
       }
-      table.addFoundNode(info)
-      const text = keyText(key)
-      if (!seen.has(text)) {
-        seen.add(text)
-        result.push({ id: info.id, key, multiaddrs: info.multiaddrs, round: node.round + 1 })
+      for (const info of found) {
+        const key = keyOf(info.id)
+        if (keysEqual(key, selfKey)) {
+          continue
+        }
+        table.addFoundNode(info)
+        const text = keyText(key)
+        if (!seen.has(text)) {
+          seen.add(text)
+          result.push({ id: info.id, key, multiaddrs: info.multiaddrs, round: node.round + 1 })
+        }
       }
     }
+  } finally {
+    options.stop?.removeEventListener('abort', onStop)
   }
-
   return {
     closest: result.entries
       .filter(node => node.answered === true)
@@ -166,9 +206,12 @@ export async function lookup (init: LookupInit, target: Uint8Array, options: Abo
     failures,
     empty,
     rounds,
-    asked: askedKeys
+    asked: askedKeys,
+    stopped
   }
 }
+
+const STOPPED = Symbol('stopped')
 
 /** A key as text, for sets and maps of keys. */
 export function keyText (key: Uint8Array): string {

@@ -7,7 +7,7 @@ import { kadDiscovery } from '../../src/index.js'
 import { KadDiscovery } from '../../src/service/discovery.js'
 import { keyOf, logDistance } from '../../src/table/key.js'
 import { captureComponents, TestNodes, waitFor } from '../utils/libp2p.js'
-import { FAST } from '../utils/network.js'
+import { FAST, startNetwork } from '../utils/network.js'
 import type { KadDiscoveryInit } from '../../src/index.js'
 import type { KadDiscoveryComponents } from '../../src/service/discovery.js'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
@@ -18,13 +18,14 @@ interface Internals {
   deferred: number
   refreshesCut: number
   controller: AbortController
-  client: { stats: Record<string, number> }
+  client: { stats: Record<string, number>, findNode(...args: unknown[]): Promise<unknown> }
   table: { addInboundNode(contact: unknown): unknown, addFoundNode(info: unknown): unknown, getNode(id: unknown): unknown, delete(id: unknown): boolean, initDone: boolean }
   lookups: { introduceNext(options: { signal?: AbortSignal }): Promise<boolean> }
   now(): number
   contact(contact: unknown): void
   earlyContacts: Map<string, unknown>
   repeatSelfLookup(): Promise<void>
+  selfLookup(): Promise<void>
   selfLookupDelay?: number
   scheduler: { deadlines: Map<string, number>, setDeadline(name: string, at: number): void }
 }
@@ -102,6 +103,41 @@ describe('KadDiscovery background work', function () {
       load.overloaded = false
       await service.refresh()
       assert.ok((internals.client.stats['sent.FIND_NODE'] ?? 0) > afterSelf, 'the random lookups ran once calm')
+    })
+
+    it('asks one node at a time in a background lookup, and alpha at a time in a user\'s lookup', async () => {
+      const network = await startNetwork(nodes, 8, { autoDial: { enabled: false } })
+      await waitFor(() => tableSize(network[0]!) >= 7, 'the bootnode to know the network', 10_000)
+      const { service, internals } = await serviceWith(network[0]!, { bucketRefresh: false })
+      const load = { overloaded: false }
+      internals.load = { overloaded: () => load.overloaded }
+      await service.start()
+      await service.afterStart()
+      await service.refresh()
+      let inFlight = 0
+      let most = 0
+      const findNode = internals.client.findNode.bind(internals.client)
+      internals.client.findNode = async (...args: unknown[]) => {
+        inFlight++
+        most = Math.max(most, inFlight)
+        try {
+          return await findNode(...args)
+        } finally {
+          inFlight--
+        }
+      }
+      load.overloaded = true
+      const before = internals.client.stats['sent.FIND_NODE'] ?? 0
+      await internals.selfLookup()
+      assert.ok((internals.client.stats['sent.FIND_NODE'] ?? 0) - before >= 3, 'the self lookup asked several nodes')
+      assert.equal(most, 1, 'one at a time')
+      most = 0
+      await service.lookup(new Uint8Array(32).fill(7))
+      assert.equal(most, 3, 'a user\'s lookup keeps alpha')
+      load.overloaded = false
+      most = 0
+      await internals.selfLookup()
+      assert.equal(most, 3, 'alpha again once calm')
     })
 
     it('drops the rest of a refresh after MAX_CALM_WAIT of overload; the next refresh runs its self lookup again', async () => {

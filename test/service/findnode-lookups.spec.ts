@@ -7,6 +7,7 @@ import { seededRandom } from '../../src/table/random.js'
 import { TestNodes, waitFor } from '../utils/libp2p.js'
 import { FAST, startNetwork } from '../utils/network.js'
 import { fakePeerId } from '../utils/peers.js'
+import type { KadDiscoveryInit } from '../../src/index.js'
 import type { LookupNode } from '../../src/service/iterative-lookup.js'
 import type { NodeDB } from '../../src/store/node-db.js'
 import type { Table } from '../../src/table/table.js'
@@ -78,8 +79,8 @@ describe('only a peer\'s own failures are charged to it', function () {
   afterEach(async () => { await nodes.stop() })
 
   /** A discovery node and a peer that reads requests and never answers them. */
-  async function silentPeer (requestTimeout: number): Promise<{ internals: Internals, silent: LookupNode, discovery: DiscoveryNode }> {
-    const discovery = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, requestTimeout, autoDial: { enabled: false } }) } })
+  async function silentPeer (requestTimeout: number, init: KadDiscoveryInit = {}): Promise<{ internals: Internals, silent: LookupNode, discovery: DiscoveryNode }> {
+    const discovery = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, requestTimeout, autoDial: { enabled: false }, ...init }) } })
     const peer = await nodes.create()
     await peer.handle(PROTOCOL, async (stream) => {
       // hold the stream: no answer, no reset
@@ -128,6 +129,20 @@ describe('only a peer\'s own failures are charged to it', function () {
     await assert.rejects(lookup, { name: 'AbortError' })
     await internals.lookups.drain()
     assert.equal(await internals.db.findFails(silent.id), 0)
+  })
+
+  it('ends a lookup after lookupTimeout with the nodes that answered, and never charges the requests it cancelled', async () => {
+    const { internals, silent, discovery } = await silentPeer(5000, { lookupTimeout: 800 })
+    const answering = await nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
+    internals.table.addFoundNode({ id: silent.id, multiaddrs: silent.multiaddrs })
+    internals.table.addFoundNode({ id: answering.peerId, multiaddrs: answering.getMultiaddrs() })
+    const started = Date.now()
+    const found = await discovery.services.discovery.lookup(silent.key)
+    const elapsed = Date.now() - started
+    assert.ok(elapsed >= 700 && elapsed < 3000, `ended by its budget, after ${elapsed} ms`)
+    assert.deepEqual(found.map(p => p.id.toString()), [answering.peerId.toString()], 'the node that answered')
+    await internals.lookups.drain()
+    assert.equal(await internals.db.findFails(silent.id), 0, 'the cancelled request is not charged')
   })
 
   it('keeps a node that answered with an empty list: two nodes find each other', async () => {

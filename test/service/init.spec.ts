@@ -24,6 +24,7 @@ describe('init', () => {
     assert.equal(init.seedMaxAge, 5 * 24 * 3600 * 1000)
     assert.equal(init.nodeExpiration, 24 * 3600 * 1000)
     assert.equal(init.requestTimeout, 5000)
+    assert.equal(init.lookupTimeout, 20_000)
     assert.equal(init.protocol, '/kad-discovery/1.0.0')
     assert.equal(init.allowLan, true)
     assert.deepEqual(init.autoDial, { enabled: true, minConnections: 16, maxParallelDials: 4, dialHistoryExpiration: 35_000 })
@@ -49,6 +50,7 @@ describe('init', () => {
     ['a string interval', { refreshInterval: '10' }],
     ['NaN', { revalidateInterval: Number.NaN }],
     ['Infinity', { requestTimeout: Number.POSITIVE_INFINITY }],
+    ['a zero lookup budget', { lookupTimeout: 0 }],
     ['an IPv4 prefix over 32', { bucketSubnet: 33 }],
     ['too many buckets', { nBuckets: 257 }],
     ['a protocol without a slash', { protocol: 'kad' }],

@@ -66,6 +66,32 @@ describe('lookup', () => {
     assert.equal(result.queries, asked.length)
   })
 
+  it('keeps as many requests in flight as concurrency() says before each request, at most alpha', async () => {
+    let inFlight = 0
+    // BOUNDED: one entry per request the lookup sends
+    const inFlightAtAsk: number[] = []
+    let limit = 1
+    const query: QueryFunction = async (node, target, options) => {
+      inFlight++
+      inFlightAtAsk.push(inFlight)
+      await delay(1 + random.int(3))
+      inFlight--
+      return network.query(node, target, options)
+    }
+    const result = await lookup({ ...initFor(9, query), concurrency: () => limit }, random.bytes(32))
+    assert.ok(result.queries >= 16)
+    assert.equal(Math.max(...inFlightAtAsk), 1, 'one at a time while concurrency() is 1')
+    inFlightAtAsk.length = 0
+    limit = 10
+    await lookup({ ...initFor(9, query), concurrency: () => limit }, random.bytes(32))
+    assert.equal(Math.max(...inFlightAtAsk), 3, 'never more than alpha')
+    inFlightAtAsk.length = 0
+    limit = 0
+    const none = await lookup({ ...initFor(9, query), concurrency: () => limit }, random.bytes(32))
+    assert.ok(none.queries >= 16, 'at least one request in flight, whatever concurrency() says')
+    assert.equal(Math.max(...inFlightAtAsk), 1)
+  })
+
   it('stops once the closest bucketSize nodes have all been asked', async () => {
     const asked = new Set<string>()
     const query: QueryFunction = async (node, target, options) => {
@@ -188,6 +214,45 @@ describe('lookup', () => {
     const result = await lookup({ table, alpha: 3, bucketSize: 16, query }, table.selfKey)
     assert.equal(result.queries, 2)
     assert.equal(result.rounds, 2, 'the seed answered in round 1, the node it named in round 2')
+  })
+
+  it('ends with the nodes that answered so far once stop aborts, and cancels its requests in flight', async () => {
+    const stop = new AbortController()
+    let answered = 0
+    // BOUNDED: one per request the lookup sends
+    const cancelled: boolean[] = []
+    const query: QueryFunction = async (node, target, options): Promise<PeerInfo[]> => {
+      if (answered >= 4) {
+        // from the fifth request on, nobody answers: the lookup waits until stop, which
+        // comes once the answers already given are in
+        setTimeout(() => { stop.abort() }, 20)
+        await new Promise(resolve => options.signal?.addEventListener('abort', resolve, { once: true }))
+        cancelled.push(options.signal?.aborted === true)
+        throw new Error('cancelled')
+      }
+      answered++
+      return network.query(node, target, options)
+    }
+    const result = await lookup(initFor(4, query), random.bytes(32), { stop: stop.signal })
+    assert.equal(result.stopped, true)
+    assert.equal(result.closest.length, 4, 'the nodes that answered')
+    assert.equal(result.failures, 0, 'a request cut short by stop is no failure')
+    await delay(10)
+    assert.ok(cancelled.length > 0 && cancelled.every(Boolean), 'its requests in flight saw the stop')
+    const done = await lookup(initFor(4), random.bytes(32), { stop: new AbortController().signal })
+    assert.equal(done.stopped, false)
+    assert.equal(done.closest.length, 16)
+  })
+
+  it('rejects when aborted, stop or no stop', async () => {
+    const controller = new AbortController()
+    const stop = new AbortController()
+    controller.signal.addEventListener('abort', () => { stop.abort() })
+    const query: QueryFunction = async (node, target, options): Promise<PeerInfo[]> => {
+      controller.abort()
+      return network.query(node, target, options)
+    }
+    await assert.rejects(lookup(initFor(3, query), random.bytes(32), { signal: controller.signal, stop: stop.signal }), { name: 'AbortError' })
   })
 
   it('rejects when aborted', async () => {
