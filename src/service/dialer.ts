@@ -43,6 +43,12 @@ export interface AutoDialerInit extends Required<AutoDialInit> {
    * dialed peer; false when it was not a request connection (the client's `claimConnection`).
    */
   claimRequestConnection?(connection: Connection): boolean
+  /**
+   * Whether a peer is one of the node's bootnodes: an entry point, not a peer to keep. It is
+   * dialed only when a round of candidates left room for it, never counted towards the
+   * target, and shed first.
+   */
+  isBootnode?(peer: PeerId): boolean
   /** Waits while the node's own event loop is overloaded (bounded); the service's `whenCalm`. */
   whenCalm?(options: AbortOptions): Promise<void>
   /**
@@ -72,13 +78,15 @@ export interface AutoDialerStats {
   claimed: number
   /** Dials that timed out, but whose connection opened all the same: kept as dialed. */
   abandoned: number
+  /** Bootnodes passed over as candidates while a round could still bring other peers. */
+  bootnodesDeferred: number
   /** Waits because the candidates held nothing new. */
   idleWaits: number
   /** Times every dialed connection was lost, and the dialer started over from the table. */
   recoveries: number
   /** Times an overloaded node halved its dial target. */
   targetShrunk: number
-  /** Dialed connections closed because the target shrank below them. */
+  /** Dialed connections closed because the target shrank below them, or to bootnodes the target no longer needs. */
   shed: number
 }
 
@@ -89,6 +97,8 @@ interface DialedConnection {
   peer: string
   /** Where it is counted in the per-subnet limit. */
   address: NetAddress
+  /** Whether the peer is a bootnode: held only while the target needs it. */
+  bootnode: boolean
 }
 
 /** When a peer may be dialed again, and how many of its dials failed in a row. */
@@ -137,6 +147,13 @@ interface CandidateStream {
  * peers all restarted dials its way back without a restart (an empty table is refilled
  * from seeds and bootnodes by the service's `randomNodes`).
  *
+ * Bootnodes (`isBootnode`) are entry points, not peers to keep: every node's first
+ * requests go to them, so a dialer that kept those connections for good would make them
+ * hubs. A young node's request connections to its bootnodes are adopted (its lookups keep
+ * asking them while its table is small), but a bootnode never counts towards the target,
+ * is dialed only when a round of candidates ended with room for it, and is shed first:
+ * as soon as the target is met without it.
+ *
  * Dialed peers carry the `kad-discovery` tag in the peer store (value 20, renewed while
  * the connection lives, removed when it closes), so libp2p's pruner closes inbound and
  * request connections first.
@@ -151,9 +168,12 @@ export class AutoDialer implements Startable {
   private readonly log: Logger
   // BOUNDED: ≤ maxParallelDials entries, keyed by peer id
   private readonly dialing = new Map<string, Promise<void>>()
-  // BOUNDED: ≤ minConnections + maxParallelDials entries (added only below the target),
-  // keyed by connection id, removed when the connection closes
+  // BOUNDED: ≤ minConnections + maxParallelDials + the bootnodes (added only below the
+  // target, which bootnodes do not count towards), keyed by connection id, removed when
+  // the connection closes
   private readonly dialed = new Map<string, DialedConnection>()
+  // BOUNDED: ≤ the bootnodes, keyed by peer id; cleared when the round ends
+  private readonly deferred = new Map<string, PeerInfo>()
   // BOUNDED: ≤ MAX_DIAL_HISTORY entries (the oldest goes first), keyed by peer id; an
   // entry leaves once its retry time passed (failed ones MAX_DIAL_BACKOFF later)
   private readonly history = new Map<string, DialRecord>()
@@ -172,7 +192,7 @@ export class AutoDialer implements Startable {
   // minConnections, less while the node's own event loop is overloaded
   private readonly dialTarget: DialTarget
   readonly stats: AutoDialerStats = {
-    dials: 0, connected: 0, failed: 0, skipped: 0, backedOff: 0, subnetFull: 0, adopted: 0, claimed: 0, abandoned: 0, idleWaits: 0, recoveries: 0, targetShrunk: 0, shed: 0
+    dials: 0, connected: 0, failed: 0, skipped: 0, backedOff: 0, subnetFull: 0, adopted: 0, claimed: 0, abandoned: 0, bootnodesDeferred: 0, idleWaits: 0, recoveries: 0, targetShrunk: 0, shed: 0
   }
 
   constructor (components: AutoDialerComponents, init: AutoDialerInit) {
@@ -226,12 +246,13 @@ export class AutoDialer implements Startable {
     this.dialed.clear()
     this.history.clear()
     this.round.clear()
+    this.deferred.clear()
     this.subnets = this.newSubnets()
     this.idleDelay = MIN_IDLE_PULL_DELAY
     this.dialTarget.reset()
   }
 
-  /** How many connections count towards the target (dialed, adopted or claimed, still open). */
+  /** How many connections the dialer holds (dialed, adopted or claimed, still open), bootnodes included. */
   get outbound (): number {
     return this.dialed.size
   }
@@ -254,7 +275,8 @@ export class AutoDialer implements Startable {
    * Whether a connection that discovery opened only for a request should be kept as a
    * dialed peer instead of closed (it saves a dial): yes while the dialer is below its
    * target, the connection is outbound and open, the pair has no other open connection,
-   * and its subnet has room. A kept connection counts, and is tagged, as dialed.
+   * and its subnet has room. A kept connection counts, and is tagged, as dialed; one to
+   * a bootnode is held only while the target leaves room for it, bootnodes included.
    */
   adopt (connection: Connection): boolean {
     if (this.controller == null || connection.status !== 'open' || connection.direction !== 'outbound') {
@@ -278,6 +300,21 @@ export class AutoDialer implements Startable {
    */
   nodeAdded (): void {
     this.resetIdle()
+  }
+
+  private isBootnode (peer: PeerId): boolean {
+    return this.init.isBootnode?.(peer) ?? false
+  }
+
+  /** The dialed connections that count towards the target: all but those to bootnodes. */
+  private counted (): number {
+    let count = 0
+    for (const { bootnode } of this.dialed.values()) {
+      if (!bootnode) {
+        count++
+      }
+    }
+    return count
   }
 
   private newSubnets (): DistinctNetSet {
@@ -331,7 +368,7 @@ export class AutoDialer implements Startable {
     if (connectionManager.getConnections().length + this.dialing.size >= connectionManager.getMaxConnections()) {
       return 0
     }
-    return this.dialTarget.value - this.dialed.size - this.dialing.size
+    return this.dialTarget.value - this.counted() - this.dialing.size
   }
 
   /** Feeds the node's load to the dial target; sheds dialed connections when it shrank. */
@@ -350,10 +387,16 @@ export class AutoDialer implements Startable {
     }
   }
 
-  /** Closes the newest dialed connections above the target: the longest-lived peers stay. */
+  /**
+   * Closes the dialed connections above the target, bootnodes first (they do not count
+   * towards it, so one is surplus as soon as the target is met without it), then the
+   * newest: the longest-lived peers stay.
+   */
   private shed (): void {
     // an entry stays until its connection:close event, which frees its subnet and tag
-    const surplus = [...this.dialed.values()].filter(d => d.connection.status === 'open').slice(this.dialTarget.value).reverse()
+    const open = [...this.dialed.values()].filter(d => d.connection.status === 'open')
+    const kept = [...open.filter(d => !d.bootnode), ...open.filter(d => d.bootnode)]
+    const surplus = kept.slice(this.dialTarget.value).reverse()
     for (const { connection } of surplus) {
       this.stats.shed++
       // not redialed within dialHistoryExpiration, as any peer just dialed
@@ -378,7 +421,7 @@ export class AutoDialer implements Startable {
         }
         // a saturated process puts off its next dial and the random lookup a pull may start,
         // unless it holds fewer dialed peers than the least it keeps under load
-        if (this.dialed.size + this.dialing.size >= this.dialTarget.floor) {
+        if (this.counted() + this.dialing.size >= this.dialTarget.floor) {
           await this.init.whenCalm?.({ signal })
         }
         if (signal.aborted) {
@@ -393,6 +436,7 @@ export class AutoDialer implements Startable {
           // nothing (an empty table whose seeds are gone), one a second; stop it, wait,
           // and start over from the table
           await this.closeStream(stream)
+          this.considerDeferred(signal)
           await this.idle(signal)
           stream = this.openStream(signal)
           continue
@@ -403,8 +447,10 @@ export class AutoDialer implements Startable {
         const key = next.value.id.toString()
         if (this.round.has(key) || this.round.size >= MAX_DIAL_HISTORY) {
           // the stream wrapped around (it went past the table, and a random lookup found
-          // nothing new): wait before pulling more, or the pulls become a lookup a second
+          // nothing new): the bootnodes it passed over get their turn, then wait before
+          // pulling more, or the pulls become a lookup a second
           this.round.clear()
+          this.considerDeferred(signal)
           await this.idle(signal)
         }
         this.round.add(key)
@@ -422,6 +468,7 @@ export class AutoDialer implements Startable {
     const onAbort = (): void => { controller.abort() }
     signal.addEventListener('abort', onAbort, { once: true })
     this.round.clear()
+    this.deferred.clear()
     return { controller, candidates: this.init.candidates({ signal: controller.signal }), detach: () => { signal.removeEventListener('abort', onAbort) } }
   }
 
@@ -515,10 +562,15 @@ export class AutoDialer implements Startable {
     }
   }
 
-  private consider (peer: PeerInfo, signal: AbortSignal): void {
+  private consider (peer: PeerInfo, signal: AbortSignal, lastResort = false): void {
     const key = peer.id.toString()
     if (peer.id.equals(this.init.self) || this.dialing.has(key)) {
       this.stats.skipped++
+      return
+    }
+    if (!lastResort && this.isBootnode(peer.id)) {
+      this.stats.bootnodesDeferred++
+      this.deferred.set(key, peer)
       return
     }
     if (this.backedOff(key, this.init.now())) {
@@ -552,6 +604,22 @@ export class AutoDialer implements Startable {
   }
 
   /**
+   * A round of candidates ended with room left: the bootnodes it passed over are dialed
+   * (a network smaller than the target, or one that is only its bootnodes yet). The room
+   * counts the bootnodes held too, or one shed for a newcomer would come back next round.
+   */
+  private considerDeferred (signal: AbortSignal): void {
+    for (const peer of this.deferred.values()) {
+      const room = this.dialTarget.value - this.dialed.size - this.dialing.size
+      if (this.wanted() <= 0 || room <= 0 || this.dialing.size >= this.init.maxParallelDials) {
+        break
+      }
+      this.consider(peer, signal, true)
+    }
+    this.deferred.clear()
+  }
+
+  /**
    * A candidate connected only through discovery's own request connection (outbound, so
    * nobody else chose it): claimed from the client rather than skipped. Any other
    * connection means the pair is connected already.
@@ -581,7 +649,9 @@ export class AutoDialer implements Startable {
   private take (connection: Connection): boolean {
     // the dialer's loop may be waiting for calm: the target is fitted here too
     this.fitTarget()
-    if (this.dialed.size + this.dialing.size >= this.dialTarget.value) {
+    // a bootnode needs room beside every connection held, as one dialed last resort does
+    const held = this.isBootnode(connection.remotePeer) ? this.dialed.size : this.counted()
+    if (held + this.dialing.size >= this.dialTarget.value) {
       return false
     }
     const peer = connection.remotePeer.toString()
@@ -598,8 +668,12 @@ export class AutoDialer implements Startable {
   }
 
   private track (connection: Connection, address: NetAddress): void {
-    this.dialed.set(connection.id, { connection, peer: connection.remotePeer.toString(), address })
+    this.dialed.set(connection.id, { connection, peer: connection.remotePeer.toString(), address, bootnode: this.isBootnode(connection.remotePeer) })
     this.tag(connection.remotePeer, true)
+    if (this.dialed.size > this.dialTarget.value) {
+      // a bootnode held while the table was small is no longer needed
+      this.shed()
+    }
   }
 
   /** Sets (or removes) the dial tag; a failed peer store write costs only the tag. */

@@ -145,6 +145,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
       }
     })
     if (this.init.autoDial.enabled) {
+      const bootnodes = new Set(this.init.bootnodes.map(b => b.id.toString()))
       this.dialer = new AutoDialer(components, {
         ...this.init.autoDial,
         self: components.peerId,
@@ -155,6 +156,7 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
         allowLan: this.init.allowLan,
         maxIdleDelay: this.init.refreshInterval,
         claimRequestConnection: connection => this.client.claimConnection(connection),
+        isBootnode: peer => bootnodes.has(peer.toString()),
         whenCalm: async options => { await this.whenCalm(options) },
         load: () => this.load.current()
       })

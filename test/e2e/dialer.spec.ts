@@ -80,6 +80,43 @@ describe('the auto-dialer on real libp2p nodes', function () {
     }
   })
 
+  it('leaves the bootnode alone once the network outgrows the target: no dialer keeps it', async () => {
+    // every node's first requests go to the bootnode; a dialer that kept those connections
+    // (as it keeps other request connections while below its target) would make the
+    // bootnode a hub holding a connection from every node that joined through it
+    // pings far apart, so that request connections close and leave every node peers to dial
+    const network = await startNetwork(nodes, 12, { revalidateInterval: 10_000, autoDial: { minConnections: 3 } })
+    const [boot, ...rest] = network
+    // unless it is connected to every other peer already (they all dialed it first, or its
+    // requests hold them): then nobody else is left to dial, and it needs the bootnode
+    const holdsBootnode = (node: DiscoveryNode): boolean =>
+      (dialerOf(node)?.dialedConnections().some(c => c.status === 'open' && c.remotePeer.equals(boot!.peerId)) ?? false) &&
+      rest.some(peer => peer !== node && node.getConnections(peer.peerId).length === 0)
+    await waitFor(() => rest.every(node => (dialerOf(node)?.outbound ?? 0) >= 3) && !rest.some(holdsBootnode),
+      () => `every node to dial 3 peers, none of them the bootnode: ${rest.map(n => `${dialerOf(n)?.outbound ?? 0}${holdsBootnode(n) ? '+boot' : ''}`).join(' ')}` +
+        rest.filter(holdsBootnode).map(n => ` ${JSON.stringify(dialerOf(n)?.stats)} table ${n.services.discovery.size} unconnected ${rest.filter(p => p !== n && n.getConnections(p.peerId).length === 0).length}`).join(''), 60_000)
+  })
+
+  it('lets a second wave join through a bootnode whose connection slots the first wave filled', async () => {
+    // libp2p refuses inbound connections once a node holds maxConnections (300 by
+    // default): dialers that kept their request connections to the bootnode would fill
+    // it, and every later node would find it closed for good
+    const maxConnections = 8
+    const init = { ...FAST, revalidateInterval: 10_000, autoDial: { minConnections: 2, dialHistoryExpiration: 1000 } }
+    const boot: DiscoveryNode = await nodes.create({ connectionManager: { maxConnections }, services: { discovery: kadDiscovery(init) } })
+    const bootnodes = [boot.getMultiaddrs()[0]!.toString()]
+    const join = async (count: number): Promise<DiscoveryNode[]> => nodes.createMany(count, { services: { discovery: kadDiscovery({ ...init, bootnodes }) } })
+    const first = await join(maxConnections)
+    await waitFor(() => first.every(node => node.services.discovery.size >= maxConnections && (dialerOf(node)?.outbound ?? 0) >= 2),
+      () => `the first wave to know each other and dial 2 peers each: ${first.map(n => `${n.services.discovery.size}/${dialerOf(n)?.outbound ?? 0}`).join(' ')}`, 60_000)
+    // its slots are free again once the first wave's dialers met their targets elsewhere
+    await waitFor(() => boot.getConnections().length <= maxConnections / 2,
+      () => `the first wave's dialers to let go of the bootnode: it holds ${boot.getConnections().length} connections`, 30_000)
+    const second = await join(maxConnections)
+    await waitFor(() => second.every(node => node.services.discovery.size >= maxConnections),
+      () => `every node of the second wave to join (tables ${second.map(n => n.services.discovery.size).join(' ')}); the bootnode holds ${boot.getConnections().length} connections`, 60_000)
+  })
+
   it('does not: the same network with the dialer disabled holds no dialed connection', async () => {
     const network = await startNetwork(nodes, 12, { autoDial: { enabled: false } })
     await waitFor(() => network.every(n => n.services.discovery.size >= 11), 'every table to fill', 90_000)

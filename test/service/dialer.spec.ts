@@ -642,6 +642,111 @@ describe('AutoDialer', function () {
     })
   })
 
+  describe('bootnodes', () => {
+    /** A harness whose first `count` peers are bootnodes. */
+    function withBootnodes (peers: PeerInfo[], count: number, init: Partial<AutoDialerInit> = {}): Harness {
+      const bootnodes = new Set(peers.slice(0, count).map(p => p.id.toString()))
+      return harness(peers, { isBootnode: id => bootnodes.has(id.toString()), ...init })
+    }
+
+    it('passes bootnodes over while other candidates fill the target', async () => {
+      const peers = Array.from({ length: 12 }, () => peer())
+      const h = withBootnodes(peers, 3, { minConnections: 4 })
+      h.dialer.start()
+      await h.clock.advance(1000)
+      assert.equal(h.dialer.outbound, 4)
+      const boot = new Set(peers.slice(0, 3).map(p => p.id.toString()))
+      assert.deepEqual(h.cm.dials.filter(d => boot.has(d.peer)), [])
+      assert.equal(h.dialer.stats.bootnodesDeferred, 3)
+    })
+
+    it('dials them once a round of candidates leaves room: a network smaller than the target', async () => {
+      const peers = Array.from({ length: 5 }, () => peer())
+      const h = withBootnodes(peers, 2)
+      h.dialer.start()
+      await h.clock.advance(5000)
+      assert.equal(h.dialer.outbound, 5)
+      assert.deepEqual(new Set(h.cm.dials.map(d => d.peer)), new Set(peers.map(p => p.id.toString())))
+      // the two other peers came first
+      assert.deepEqual(h.cm.dials.slice(0, 3).map(d => d.peer), peers.slice(2).map(p => p.id.toString()))
+    })
+
+    it('holds bootnodes only within the target, so none is dialed, shed and dialed again', async () => {
+      const peers = Array.from({ length: 5 }, () => peer())
+      const h = withBootnodes(peers, 2, { minConnections: 4 })
+      h.dialer.start()
+      await h.clock.advance(10 * 60_000)
+      assert.equal(h.dialer.outbound, 4)
+      assert.equal(h.cm.dials.length, 4)
+      assert.equal(h.dialer.stats.shed, 0)
+    })
+
+    it('adopts a young node\'s request connection to a bootnode without counting it, and sheds it once the target is met', async () => {
+      const peers = Array.from({ length: 4 }, () => peer())
+      const h = withBootnodes(peers, 1, { minConnections: 3 })
+      h.dialer.start()
+      const request = h.cm.add(peers[0]!.id, 'outbound')
+      assert.equal(h.dialer.adopt(request as unknown as Connection), true)
+      await h.clock.advance(5000)
+      assert.equal(request.status, 'closed')
+      assert.equal(h.dialer.outbound, 3)
+      assert.deepEqual(new Set(h.cm.dials.map(d => d.peer)), new Set(peers.slice(1).map(p => p.id.toString())))
+    })
+
+    it('adopts a bootnode\'s connection only while the target leaves room for it, bootnodes included', async () => {
+      // two bootnodes and two other peers: the target of 3 takes one bootnode
+      const peers = Array.from({ length: 4 }, () => peer())
+      const h = withBootnodes(peers, 2, { minConnections: 3 })
+      h.dialer.start()
+      await h.clock.advance(5000)
+      assert.equal(h.dialer.outbound, 3)
+      const idle = peers.slice(0, 2).find(p => h.cm.getConnections(p.id).length === 0)
+      assert.ok(idle != null)
+      const request = h.cm.add(idle.id, 'outbound')
+      assert.equal(h.dialer.adopt(request as unknown as Connection), false)
+    })
+
+    it('sheds a bootnode it holds once the target is met without it', async () => {
+      const peers = Array.from({ length: 3 }, () => peer())
+      const h = withBootnodes(peers, 1, { minConnections: 3, dialHistoryExpiration: 0 })
+      h.dialer.start()
+      await h.clock.advance(5000)
+      const held = h.dialer.dialedConnections().find(c => c.remotePeer.equals(peers[0]?.id))
+      assert.ok(held != null, 'the bootnode was needed while the network was small')
+      const newcomer = peer()
+      h.candidates.peers = [...peers, newcomer]
+      h.dialer.nodeAdded()
+      await h.clock.advance(2000)
+      assert.equal(held.status, 'closed')
+      assert.equal(h.dialer.stats.shed, 1)
+      assert.deepEqual(new Set(h.dialer.dialedConnections().map(c => c.remotePeer.toString())), new Set([...peers.slice(1), newcomer].map(p => p.id.toString())))
+    })
+
+    it('sheds bootnodes first when an overloaded node shrinks its target', async () => {
+      let load = 0
+      const peers = Array.from({ length: 12 }, () => peer())
+      const h = withBootnodes(peers, 1, { minConnections: 12, load: () => load })
+      // the bootnode is dialed while the network is small, and so is among the oldest
+      h.candidates.peers = peers.slice(0, 2)
+      h.dialer.start()
+      await h.clock.advance(5000)
+      assert.equal(h.dialer.outbound, 2)
+      h.candidates.peers = peers
+      h.dialer.nodeAdded()
+      await h.clock.advance(60_000)
+      assert.equal(h.dialer.outbound, 12, 'the bootnode was held to meet the target')
+      load = 1
+      // below its target (11 peers but the bootnode), the dialer reads the load as its idle
+      // waits end, doubling apart
+      for (let i = 0; i < 10 && h.dialer.target === 12; i++) {
+        await h.clock.advance(60_000)
+      }
+      assert.ok(h.dialer.target < 12)
+      assert.ok(!h.dialer.dialedConnections().some(c => c.remotePeer.equals(peers[0]?.id)), 'the bootnode was not shed first')
+      assert.equal(h.dialer.outbound, h.dialer.target)
+    })
+  })
+
   describe('tagging', () => {
     it('tags dialed peers, renews the tag while connected, and removes it on close', async () => {
       const h = harness([peer()], { minConnections: 1 })
