@@ -505,9 +505,14 @@ export class KadDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> impleme
     return this.lookups.run(target, { ...options, background: true })
   }
 
-  /** A refresh's lookup once the loop is calm; false (and no lookup) when it never was. */
+  /**
+   * A refresh's lookup once the loop is calm; false (and no lookup) when it never was. A
+   * table of fewer than `bucketSize` nodes does not wait: its node is still joining (its
+   * self lookup found only its own neighbourhood, and the far buckets fill from these
+   * lookups), and in a process saturated for good it would drop them refresh after refresh.
+   */
   private async lookupWhenCalm (target: Uint8Array, signal: AbortSignal): Promise<boolean> {
-    if (!await this.whenCalm()) {
+    if (this.table.size >= this.init.bucketSize && !await this.whenCalm()) {
       return false
     }
     await this.doLookup(target, { signal }).catch(err => { this.lookupFailed(err) })

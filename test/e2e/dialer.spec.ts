@@ -65,9 +65,11 @@ describe('the auto-dialer on real libp2p nodes', function () {
     await waitFor(async () => network.every(node => node.services.discovery.size >= 11) && (await Promise.all(network.map(settled))).every(Boolean),
       'every table to fill, and every node to hold 3 tagged outbound connections or a connection to every peer', 90_000)
     // the nodes short of 3 are connected to all they know, through others' dials and
-    // requests; the dialers still dialed or claimed connections on nearly every node
+    // requests (nobody dials the bootnode, so 11 nodes share 55 pairs, and a node that
+    // others dialed first can be left with nobody to dial: 3 of 12 with none in some
+    // runs); most dialers still met their whole target themselves
     const dialed = await Promise.all(network.map(taggedOutbound))
-    assert.ok(dialed.filter(n => n > 0).length >= network.length - 2, `dialed connections per node: ${dialed.join(' ')}`)
+    assert.ok(dialed.filter(n => n >= 3).length >= network.length / 2, `dialed connections per node: ${dialed.join(' ')}`)
     for (const node of network) {
       const dialer = dialerOf(node)
       assert.ok(dialer != null)

@@ -72,9 +72,13 @@ describe('KadDiscovery background work', function () {
     return nodes.create({ services: { discovery: kadDiscovery({ ...FAST, autoDial: { enabled: false } }) } })
   }
 
-  /** A started service whose load gauge reads `load.overloaded`, held so until the test says. */
+  /**
+   * A started service whose load gauge reads `load.overloaded`, held so until the test
+   * says. Its buckets hold one node each, so that the bootnode alone makes a full table:
+   * a sparse one runs its refresh without waiting for calm.
+   */
   async function startHeld (): Promise<{ service: KadDiscovery, internals: Internals, load: { overloaded: boolean } }> {
-    const { service, internals } = await serviceWith(await bootnode(), { bucketRefresh: false })
+    const { service, internals } = await serviceWith(await bootnode(), { bucketRefresh: false, bucketSize: 1 })
     const load = { overloaded: true }
     internals.load = { overloaded: () => load.overloaded }
     await service.start()
@@ -142,7 +146,7 @@ describe('KadDiscovery background work', function () {
 
     it('drops the rest of a refresh after MAX_CALM_WAIT of overload; the next refresh runs its self lookup again', async () => {
       const boot = await bootnode()
-      const { service, internals } = await serviceWith(boot, { bucketRefresh: false })
+      const { service, internals } = await serviceWith(boot, { bucketRefresh: false, bucketSize: 1 })
       internals.load = { overloaded: () => true }
       // each look at the clock moves it 50 s on: the 2 min wait is over after two rechecks
       let fake = Date.now()
@@ -155,6 +159,19 @@ describe('KadDiscovery background work', function () {
       assert.equal(internals.refreshesCut, 1)
       await service.refresh()
       assert.equal(internals.client.stats['sent.FIND_NODE'] ?? 0, selfLookup * 2, 'only self lookups, no random one')
+    })
+
+    it('runs a sparse table\'s refresh lookups at once: fewer than bucketSize nodes is a node still joining', async () => {
+      // in a saturated process such a node would otherwise wait out MAX_CALM_WAIT and drop
+      // the lookups that find the far half of the network, refresh after refresh
+      const { service, internals } = await serviceWith(await bootnode(), { bucketRefresh: false })
+      internals.load = { overloaded: () => true }
+      await service.start()
+      await service.afterStart()
+      await service.refresh({ signal: AbortSignal.timeout(10_000) })
+      assert.equal(internals.refreshesCut, 0)
+      // the self lookup and three random lookups, each asking the bootnode
+      assert.ok((internals.client.stats['sent.FIND_NODE'] ?? 0) >= 4, `${internals.client.stats['sent.FIND_NODE'] ?? 0} FIND_NODEs`)
     })
   })
 
