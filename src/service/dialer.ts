@@ -306,6 +306,14 @@ export class AutoDialer implements Startable {
     return this.init.isBootnode?.(peer) ?? false
   }
 
+  /**
+   * Whether the target leaves room for one more bootnode, dialed or adopted: counting
+   * every connection held, the bootnodes too, or one shed for a newcomer would come back.
+   */
+  private roomForBootnode (): boolean {
+    return this.dialed.size + this.dialing.size < this.dialTarget.value
+  }
+
   /** The dialed connections that count towards the target: all but those to bootnodes. */
   private counted (): number {
     let count = 0
@@ -605,13 +613,12 @@ export class AutoDialer implements Startable {
 
   /**
    * A round of candidates ended with room left: the bootnodes it passed over are dialed
-   * (a network smaller than the target, or one that is only its bootnodes yet). The room
-   * counts the bootnodes held too, or one shed for a newcomer would come back next round.
+   * (a network smaller than the target, or one that is only its bootnodes yet), while
+   * there is room for them.
    */
   private considerDeferred (signal: AbortSignal): void {
     for (const peer of this.deferred.values()) {
-      const room = this.dialTarget.value - this.dialed.size - this.dialing.size
-      if (this.wanted() <= 0 || room <= 0 || this.dialing.size >= this.init.maxParallelDials) {
+      if (this.wanted() <= 0 || !this.roomForBootnode() || this.dialing.size >= this.init.maxParallelDials) {
         break
       }
       this.consider(peer, signal, true)
@@ -649,9 +656,8 @@ export class AutoDialer implements Startable {
   private take (connection: Connection): boolean {
     // the dialer's loop may be waiting for calm: the target is fitted here too
     this.fitTarget()
-    // a bootnode needs room beside every connection held, as one dialed last resort does
-    const held = this.isBootnode(connection.remotePeer) ? this.dialed.size : this.counted()
-    if (held + this.dialing.size >= this.dialTarget.value) {
+    const room = this.isBootnode(connection.remotePeer) ? this.roomForBootnode() : this.counted() + this.dialing.size < this.dialTarget.value
+    if (!room) {
       return false
     }
     const peer = connection.remotePeer.toString()
