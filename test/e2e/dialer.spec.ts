@@ -59,17 +59,22 @@ describe('the auto-dialer on real libp2p nodes', function () {
     // never go idle, and leave the dialers nobody to dial
     const network = await startNetwork(nodes, 12, { revalidateInterval: 10_000, autoDial: { minConnections: 3 } })
     // the dialer never dials a peer already connected, in either direction: a node that
-    // every other node dialed (the bootnode, here) has nobody left to dial
+    // every other node dialed (the bootnode, here) has nobody left to dial. Only dialers'
+    // connections count as held: the start-up lookups' request connections join most pairs
+    // for a moment and close again, and a node that waited on them would not be settled
+    const heldByDialer = (a: DiscoveryNode, b: DiscoveryNode): boolean =>
+      (dialerOf(a)?.dialedConnections().some(c => c.status === 'open' && c.remotePeer.equals(b.peerId)) ?? false)
+    const held = (node: DiscoveryNode, peer: DiscoveryNode): boolean => heldByDialer(node, peer) || heldByDialer(peer, node)
     const settled = async (node: DiscoveryNode): Promise<boolean> => await taggedOutbound(node) >= 3 ||
-      node.services.discovery.nodes().every(peer => node.getConnections(peer.id).length > 0)
+      network.every(peer => peer === node || held(node, peer))
     await waitFor(async () => network.every(node => node.services.discovery.size >= 11) && (await Promise.all(network.map(settled))).every(Boolean),
-      'every table to fill, and every node to hold 3 tagged outbound connections or a connection to every peer', 90_000)
-    // the nodes short of 3 are connected to all they know, through others' dials and
-    // requests (nobody dials the bootnode, so 11 nodes share 55 pairs, and a node that
-    // others dialed first can be left with nobody to dial: 3 of 12 with none in some
-    // runs); most dialers still met their whole target themselves
+      () => 'every table to fill, and every node to hold 3 tagged outbound connections or a dialer\'s connection to every peer ' +
+        `(dialed/held per node: ${network.map(node => `${dialerOf(node)?.outbound ?? 0}/${network.filter(peer => peer !== node && held(node, peer)).length}`).join(' ')})`, 90_000)
+    // the nodes short of 3 are held by others' dialers to every peer (nobody dials the
+    // bootnode, and the first nodes to join are dialed by most of the others); most
+    // dialers met their whole target themselves
     const dialed = await Promise.all(network.map(taggedOutbound))
-    assert.ok(dialed.filter(n => n >= 3).length >= network.length / 2, `dialed connections per node: ${dialed.join(' ')}`)
+    assert.ok(dialed.filter(n => n >= 3).length >= network.length * 3 / 4, `dialed connections per node: ${dialed.join(' ')}`)
     for (const node of network) {
       const dialer = dialerOf(node)
       assert.ok(dialer != null)
