@@ -1,8 +1,8 @@
 import { InvalidMessageError } from '@libp2p/interface'
-import { peerIdFromMultihash } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { KEY_LENGTH } from '../constants.js'
 import { UnexpectedResponseError } from '../errors.js'
+import { ownBytes, peerIdFromOwnBytes } from '../table/detach.js'
 import { Message } from './pb/message.js'
 import type { PeerId, PeerInfo } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -142,50 +142,17 @@ export function toPbPeer (id: PeerId, addrs: Multiaddr[], record?: Uint8Array<Ar
 /** Decodes a peer id from its multihash bytes; `invalid-peer-id` when it does not decode. */
 export function peerIdFromBytes (bytes: Uint8Array): PeerId {
   try {
-    return peerIdFromMultihash(multihashOf(bytes))
+    return peerIdFromOwnBytes(bytes)
   } catch (err: any) {
     throw invalidMessage('invalid-peer-id', String(err?.message ?? err))
   }
-}
-
-type MultihashDigest = Parameters<typeof peerIdFromMultihash>[0]
-
-/**
- * The parts of a multihash (`<varint code><varint size><digest>`), read here rather than
- * through a base58 round trip and `peerIdFromString`, which cost 30 µs a peer: most of
- * decoding a NODES answer.
- */
-function multihashOf (bytes: Uint8Array): MultihashDigest {
-  const [code, codeLength] = readVarint(bytes, 0)
-  const [size, sizeLength] = readVarint(bytes, codeLength)
-  const digest = bytes.subarray(codeLength + sizeLength)
-  if (digest.byteLength !== size) {
-    throw new Error(`multihash digest of ${digest.byteLength} bytes, header says ${size}`)
-  }
-  return { code, size, digest, bytes } as unknown as MultihashDigest
-}
-
-/** An unsigned varint at `offset`: its value and how many bytes it took. */
-function readVarint (bytes: Uint8Array, offset: number): [number, number] {
-  let value = 0
-  for (let i = 0; i < 4; i++) {
-    const byte = bytes[offset + i]
-    if (byte == null) {
-      throw new Error('truncated varint')
-    }
-    value += (byte & 0x7f) * 2 ** (7 * i)
-    if (byte < 0x80) {
-      return [value, i + 1]
-    }
-  }
-  throw new Error('varint too long for a multihash header')
 }
 
 /** Decodes a binary multiaddr; `invalid-multiaddr` when it does not decode or is empty. */
 export function multiaddrFromBytes (bytes: Uint8Array): Multiaddr {
   let ma: Multiaddr
   try {
-    ma = multiaddr(bytes)
+    ma = multiaddr(ownBytes(bytes))
   } catch (err: any) {
     throw invalidMessage('invalid-multiaddr', String(err?.message ?? err))
   }

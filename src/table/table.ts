@@ -1,5 +1,6 @@
 import { BUCKET_SIZE, KEY_BITS, MAX_REPLACEMENTS, N_BUCKETS } from '../constants.js'
 import { Bucket, sameAddrs, sameNet, snapshotNode } from './bucket.js'
+import { ownPeerId } from './detach.js'
 import { DistinctNetSet, netAddressOf, tableNetLimits } from './ip-limits.js'
 import { keyOf, keysEqual, logDistance } from './key.js'
 import { findClosest } from './nodes-by-distance.js'
@@ -435,7 +436,7 @@ export class Table {
       return AddResult.NoAddress
     }
     return {
-      id: info.id,
+      id: ownPeerId(info.id),
       key: keyOf(info.id),
       addrs: [...info.multiaddrs],
       addedAt: this.clock(),
