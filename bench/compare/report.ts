@@ -129,6 +129,12 @@ const ROWS: Row[] = [
   },
   { ...value(f => kb(f.memory.rssPerNode)), name: 'RSS KiB/node', ratio: plainRatio(value(f => f.memory.rssPerNode)) },
   {
+    ...value(f => { const heap = num(f.quiet?.heapPerNode); return heap == null ? null : kb(heap) }),
+    name: 'heap KiB/node after the quiet window',
+    format: f => { const heap = num(f.quiet?.heapPerNode); return heap == null ? '—' : `${fmt(kb(heap), 0)} (at ${fmt(num(f.quiet?.heapReadAtSeconds), 0)} s)` },
+    ratio: plainRatio(value(f => num(f.quiet?.heapPerNode)))
+  },
+  {
     ...value(f => f.cpu.total),
     name: 'CPU s, whole run',
     ratio: plainRatio(value(f => f.cpu.total)),

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import { dialAddress, inBatches, within } from './nodes.js'
-import { accuracyOf, cpuSeconds, memorySample, mean, percentile, spread, trueClosest } from './scenario.js'
+import { accuracyOf, cpuSeconds, memorySample, mean, percentile, settledMemorySample, spread, trueClosest } from './scenario.js'
 import type { Identity } from './nodes.js'
 import type { LookupPlan, MemorySample } from './scenario.js'
 import type { Libp2p } from '@libp2p/interface'
@@ -180,6 +180,14 @@ export interface QuietFigures {
   eventLoop: number
   cpu: number
   connectionsPerNodeAtEnd: { min: number, median: number, max: number }
+  /**
+   * Heap per node (after a full GC) at the window's end: the network as it runs on,
+   * beside `memory.heapPerNode`, read as the lookups end (for a fast-filling system,
+   * still inside its start-up burst).
+   */
+  heapPerNode: number
+  /** Seconds from the first node's start to that reading. */
+  heapReadAtSeconds: number
 }
 
 const POLL_MS = 250
@@ -248,7 +256,9 @@ export async function runSystem (system: System, options: RunOptions): Promise<S
   const bootnodesOf = (id: Identity): string[] => boot.filter((_, b) => b !== id.index)
   const tally = new ConnectionTally(size)
 
-  const baseline = await memorySample()
+  const settled = await settledMemorySample()
+  log(`${system.name} N=${size}: baseline heap ${(settled.heapUsed / 2 ** 20).toFixed(1)} MiB, settled in ${(settled.waitedMs / 1000).toFixed(0)} s`)
+  const baseline: MemorySample = { heapUsed: settled.heapUsed, rss: settled.rss }
   const eluStart = performance.eventLoopUtilization()
   const cpuStart = process.cpuUsage()
   const start = performance.now()
@@ -429,7 +439,9 @@ export async function runSystem (system: System, options: RunOptions): Promise<S
       revalidationDialsPerNodePerMinute: trafficBefore?.revalidationDials == null || trafficAfter?.revalidationDials == null ? null : perNodePerMinute(trafficAfter.revalidationDials - trafficBefore.revalidationDials),
       eventLoop: performance.eventLoopUtilization(eluBefore).utilization,
       cpu: cpuSeconds(cpuBeforeQuiet),
-      connectionsPerNodeAtEnd: spread(connectionCounts(nodes))
+      connectionsPerNodeAtEnd: spread(connectionCounts(nodes)),
+      heapPerNode: ((await memorySample()).heapUsed - baseline.heapUsed) / size,
+      heapReadAtSeconds: elapsed()
     }
   }
   const cpuQuiet = cpuSeconds(cpuBeforeQuiet)

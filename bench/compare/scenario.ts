@@ -109,6 +109,33 @@ export async function memorySample (): Promise<MemorySample> {
   return { heapUsed: usage.heapUsed, rss: usage.rss }
 }
 
+/** How long a stopped node may stay reachable: libp2p's ping handler keeps a 10 s timeout per stream it answered. */
+const RESIDUE_MS = 12_000
+const SETTLE_STEP_MS = 2000
+const SETTLE_LIMIT_MS = 60_000
+const SETTLED_BYTES = 1024 * 1024
+
+/**
+ * The heap once what earlier runs left behind is gone: at least `RESIDUE_MS`, then until
+ * two samples 2 s apart differ by under 1 MiB (at most 60 s). A baseline read straight
+ * after the previous system stopped counts that system's dying nodes (about 1 MiB each
+ * at N = 50), which are then freed during the next run and lower its figure.
+ */
+export async function settledMemorySample (): Promise<MemorySample & { waitedMs: number }> {
+  const started = performance.now()
+  let previous = await memorySample()
+  while (performance.now() - started < SETTLE_LIMIT_MS) {
+    await new Promise(resolve => setTimeout(resolve, SETTLE_STEP_MS))
+    const sample = await memorySample()
+    const settled = performance.now() - started >= RESIDUE_MS && Math.abs(previous.heapUsed - sample.heapUsed) < SETTLED_BYTES
+    previous = sample
+    if (settled) {
+      break
+    }
+  }
+  return { ...previous, waitedMs: performance.now() - started }
+}
+
 /** Seconds of CPU (user + system) since `since`, or since the process started. */
 export function cpuSeconds (since?: NodeJS.CpuUsage): number {
   const usage = process.cpuUsage(since)
